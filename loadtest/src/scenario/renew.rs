@@ -1,0 +1,119 @@
+//! `renew`: write throughput of POST /discovery/renew.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::closed::closed_loop;
+use super::common::{app_name, bulk, host_name, Common};
+use super::fetch::print_closed;
+use crate::args::Args;
+use crate::proto::{envelope_ok, Ident};
+use crate::sys::{self, CpuWindow, Sampler};
+
+pub const SWITCHES: &[&str] = &["quiet"];
+
+pub struct RenewCfg {
+    pub conns: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub instances: usize,
+    pub apps: usize,
+    pub prefix: String,
+}
+
+impl RenewCfg {
+    pub fn parse(a: &Args) -> Result<RenewCfg, String> {
+        let instances = a.get("instances", 1000usize)?.max(1);
+        Ok(RenewCfg {
+            conns: a.get("conns", 64usize)?.max(1),
+            duration: a.duration("duration", Duration::from_secs(10))?,
+            warmup: a.duration("warmup", Duration::from_secs(1))?,
+            instances,
+            apps: a.get("apps", 10usize)?.clamp(1, instances),
+            prefix: a.string("app-prefix", "lt.renew"),
+        })
+    }
+
+    /// Instance i belongs to app i % apps.
+    pub fn names(prefix: &str, apps: usize, i: usize) -> (String, String) {
+        (app_name(prefix, i % apps), host_name(prefix, i))
+    }
+
+    /// The answer a renew returns (the instance), for the ceiling.
+    pub fn sample_body(&self, id: &Ident) -> String {
+        let (app, host) = Self::names(&self.prefix, self.apps, 0);
+        envelope_ok(&id.instance_json(&app, &host, 0, 1_700_000_000_000_000_000))
+    }
+}
+
+pub fn run(argv: &[String]) -> Result<Value, String> {
+    let a = Args::parse(argv, SWITCHES)?;
+    let c = Common::parse(&a, 1)?;
+    let cfg = RenewCfg::parse(&a)?;
+    a.finish()?;
+
+    c.log(&format!(
+        "renew: registering {} instances over {} apps",
+        cfg.instances, cfg.apps
+    ));
+    let id = c.ident.clone();
+    let (prefix, apps) = (cfg.prefix.clone(), cfg.apps);
+    let reg = bulk(
+        &c,
+        0..cfg.instances,
+        16,
+        0,
+        None,
+        Duration::from_secs(300),
+        move |i, buf| {
+            let (app, host) = RenewCfg::names(&prefix, apps, i);
+            id.register(buf, &app, &host, i, 1);
+        },
+    )?;
+    if reg.failed > 0 {
+        return Err(format!(
+            "registration failed for {} instances ({:?})",
+            reg.failed, reg.stats.counts.samples
+        ));
+    }
+
+    c.log(&format!(
+        "renew: {} conns for {:?} (+{:?} warm-up)",
+        cfg.conns, cfg.duration, cfg.warmup
+    ));
+    let id = c.ident.clone();
+    let (prefix, apps, n, conns) = (cfg.prefix.clone(), cfg.apps, cfg.instances, cfg.conns);
+    let t0 = Instant::now();
+    let sampler = Sampler::start(c.server_pid, Duration::from_secs(1), t0, None);
+    let cpu = CpuWindow::start(c.server_pid);
+    let res = closed_loop(&c, cfg.conns, cfg.warmup, cfg.duration, 0, move |ci, k, buf| {
+        let i = ((ci as u64 + k * conns as u64) % n as u64) as usize;
+        let (app, host) = RenewCfg::names(&prefix, apps, i);
+        id.renew(buf, &app, &host);
+    });
+    let (server_cpu, loadgen_cpu) = cpu.end();
+    let samples = sampler.finish();
+    let res = res?;
+    let r = &res.stats;
+    let figures = json!({
+        "req_per_s": (r.lat.count() as f64 / res.window.as_secs_f64()).round(),
+        "latency": r.lat.json(),
+        "errors": r.counts.errors(),
+        "counts": r.counts.json(),
+        "error_samples": r.counts.samples,
+        "connect_attempts": res.connects,
+        "server_cpu_pct": server_cpu.map(sys::round1),
+        "loadgen_cpu_pct": sys::round1(loadgen_cpu),
+        "resources": sys::samples_summary(&samples),
+        "registration": reg.json(),
+    });
+    let v = c.write_report(
+        "renew",
+        &a,
+        figures,
+        json!({ "samples": sys::samples_json(&samples) }),
+    )?;
+    print_closed(&c, "renew", &v);
+    Ok(v)
+}

@@ -1,0 +1,193 @@
+//! The discovery HTTP API: routes, parameters and one handler per endpoint. [`Api`] is the
+//! [`Service`] each core runs behind the HTTP layer; handlers talk to the registry.
+
+pub mod cancel;
+pub mod envelope;
+pub mod fetch;
+pub mod nodes;
+pub mod params;
+pub mod poll;
+pub mod register;
+pub mod renew;
+pub mod set;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock;
+use crate::error::{Error, Kind, Result};
+use crate::http::conn::{Request, Service, Watch};
+use crate::http::request::Method;
+use crate::http::response::{self, Framing};
+use crate::metrics;
+use crate::node::Node;
+use crate::registry::waiters::CoreWaiters;
+use params::Params;
+
+/// Every endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Register,
+    Renew,
+    Cancel,
+    Set,
+    Fetch,
+    Fetchs,
+    FetchAll,
+    Poll,
+    Polls,
+    Nodes,
+    Metrics,
+}
+
+impl Route {
+    /// The route for a method and path; `Err` is the HTTP status to answer (404 or 405).
+    pub fn find(method: Method, path: &str) -> std::result::Result<Route, u16> {
+        let (route, post) = match path {
+            "/discovery/register" => (Route::Register, true),
+            "/discovery/renew" => (Route::Renew, true),
+            "/discovery/cancel" => (Route::Cancel, true),
+            "/discovery/set" => (Route::Set, true),
+            "/discovery/fetch" => (Route::Fetch, false),
+            "/discovery/fetchs" => (Route::Fetchs, false),
+            "/discovery/fetch/all" => (Route::FetchAll, false),
+            "/discovery/poll" => (Route::Poll, false),
+            "/discovery/polls" => (Route::Polls, false),
+            "/discovery/nodes" => (Route::Nodes, false),
+            "/metrics" => (Route::Metrics, false),
+            _ => return Err(404),
+        };
+        match (method, post) {
+            (Method::Post, true) | (Method::Get, false) => Ok(route),
+            _ => Err(405),
+        }
+    }
+
+    /// Reads refused while start-up protection is on.
+    fn is_protected_read(self) -> bool {
+        matches!(
+            self,
+            Route::Fetch
+                | Route::Fetchs
+                | Route::FetchAll
+                | Route::Poll
+                | Route::Polls
+                | Route::Nodes
+        )
+    }
+}
+
+/// One core's API service.
+pub struct Api {
+    pub node: Arc<Node>,
+    /// This core's parked polls; `Rc` because only this core's tasks touch them.
+    pub waiters: Rc<CoreWaiters>,
+}
+
+impl Api {
+    async fn dispatch(
+        &self,
+        route: Route,
+        p: &Params,
+        out: &mut Vec<u8>,
+        framing: Framing,
+        watch: &mut Watch<'_>,
+    ) -> Result<bool> {
+        let node = &*self.node;
+        if route.is_protected_read() && node.protected() {
+            return Err(Error::new(
+                Kind::Protected,
+                "discovery in protect mode and only support register",
+            ));
+        }
+        let now = clock::now_ns();
+        match route {
+            Route::Register => {
+                register::handle(node, p, now).map(|()| envelope::ok(out, framing))?
+            }
+            Route::Renew => renew::handle(node, p, now, out, framing)?,
+            Route::Cancel => cancel::handle(node, p, now).map(|()| envelope::ok(out, framing))?,
+            Route::Set => set::handle(node, p, now).map(|()| envelope::ok(out, framing))?,
+            Route::Fetch => fetch::fetch(node, p, out, framing)?,
+            Route::Fetchs => fetch::fetchs(node, p, out, framing)?,
+            Route::FetchAll => fetch::all(node, out, framing),
+            Route::Nodes => nodes::handle(node, out, framing),
+            Route::Poll | Route::Polls => {
+                return poll::handle(
+                    node,
+                    &self.waiters,
+                    p,
+                    route == Route::Poll,
+                    out,
+                    framing,
+                    watch,
+                )
+                .await;
+            }
+            Route::Metrics => {
+                let (apps, instances) = node.registry.size();
+                let guard = node.registry.guard();
+                let text = node.metrics.render(
+                    apps,
+                    instances,
+                    guard.renews_last_window(),
+                    guard.expected().0,
+                );
+                let open = response::begin(out, 200, "text/plain; version=0.0.4", framing);
+                out.extend_from_slice(text.as_bytes());
+                open.finish(out);
+            }
+        }
+        Ok(framing.keep_alive)
+    }
+}
+
+impl Service for Api {
+    async fn call(
+        &self,
+        req: Request,
+        framing: Framing,
+        out: &mut Vec<u8>,
+        watch: &mut Watch<'_>,
+    ) -> bool {
+        let started = Instant::now();
+        metrics::inc(&self.node.metrics.requests);
+        let route = match Route::find(req.head.method, &req.head.path) {
+            Ok(r) => r,
+            Err(status) => {
+                tracing::debug!(target: "access", path = %req.head.path, status, "no route");
+                let text = if status == 404 {
+                    "404 page not found"
+                } else {
+                    "405 method not allowed"
+                };
+                response::plain(out, status, text, framing);
+                return framing.keep_alive;
+            }
+        };
+        let params = Params::parse(req.head.query.as_bytes(), &req.body);
+        let (keep, code) = match self.dispatch(route, &params, out, framing, watch).await {
+            Ok(keep) => (keep, 0),
+            Err(e) => {
+                if e.kind == Kind::BadParam {
+                    metrics::inc(&self.node.metrics.bad_requests);
+                }
+                envelope::error(out, framing, &e);
+                (framing.keep_alive, e.ecode())
+            }
+        };
+        tracing::debug!(
+            target: "access",
+            route = ?route,
+            query = %req.head.query,
+            code,
+            micros = started.elapsed().as_micros() as u64,
+        );
+        keep
+    }
+
+    fn accepting(&self) -> bool {
+        !self.waiters.shutting_down()
+    }
+}

@@ -1,0 +1,237 @@
+//! Request parameters, part of the `api` step of net → http → api → registry.
+//!
+//! `http` hands over the raw query string and the decoded body; this module owns turning them
+//! into named values the handlers read: merging both sources, splitting lists, and parsing bools
+//! and integers the way the Go server's clients expect. Every failure is a
+//! [`Kind::BadParam`](crate::error::Kind::BadParam) error naming the parameter.
+
+use crate::error::{Error, Result};
+
+/// The decoded `key=value` pairs of one request, in wire order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Decodes `query` and an `application/x-www-form-urlencoded` `body` (pass an empty body
+    /// for GET or other content types).
+    ///
+    /// Clients send POST parameters in the body, the URL or both, so both are kept. Body pairs
+    /// come first, as in Go's `Request.Form`, so a key sent in both places reads as the body's.
+    /// Decoding is lenient: clients leave values such as `grpc://1.2.3.4:9000` unescaped, and
+    /// invalid `%` sequences are kept as written.
+    pub fn parse(query: &[u8], body: &[u8]) -> Params {
+        let pairs = form_urlencoded::parse(body)
+            .chain(form_urlencoded::parse(query))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Params { pairs }
+    }
+
+    fn values<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// First value of `key`, None if absent or empty string.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values(key).next().filter(|v| !v.is_empty())
+    }
+
+    /// Like get, but missing/empty → Err(bad_param("<key> is required")).
+    pub fn required(&self, key: &str) -> Result<&str> {
+        self.get(key)
+            .ok_or_else(|| Error::bad_param(format!("{key} is required")))
+    }
+
+    /// Every value of `key` over repeated keys, each split on ',', trimmed of spaces, empty
+    /// pieces dropped; clients send lists either way.
+    pub fn list(&self, key: &str) -> Vec<&str> {
+        self.values(key)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// Every value of `key` over repeated keys, as sent (empty ones included) and NOT split, for
+    /// JSON values such as set's `metadata`, which contain commas.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.values(key).collect()
+    }
+
+    /// Parses `key` like Go's `strconv.ParseBool`; absent or empty → Ok(false).
+    pub fn bool(&self, key: &str) -> Result<bool> {
+        match self.get(key) {
+            None => Ok(false),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+            Some(v) => Err(invalid(key, "boolean", v)),
+        }
+    }
+
+    /// Absent or empty → Ok(None); else the decimal i64 or an error.
+    pub fn i64(&self, key: &str) -> Result<Option<i64>> {
+        self.get(key).map(|v| parse_i64(key, v)).transpose()
+    }
+
+    /// Like `list` but each piece parsed as a decimal i64.
+    pub fn i64_list(&self, key: &str) -> Result<Vec<i64>> {
+        self.list(key)
+            .into_iter()
+            .map(|v| parse_i64(key, v))
+            .collect()
+    }
+}
+
+fn parse_i64(key: &str, value: &str) -> Result<i64> {
+    value.parse().map_err(|_| invalid(key, "integer", value))
+}
+
+fn invalid(key: &str, what: &str, value: &str) -> Error {
+    Error::bad_param(format!("{key}: invalid {what} {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+    use crate::http::request::{parse_body, BodyKind};
+
+    fn query(q: &str) -> Params {
+        Params::parse(q.as_bytes(), b"")
+    }
+
+    #[test]
+    fn repeated_and_comma_joined_lists_agree() {
+        let want = vec!["a", "b", "c"];
+        assert_eq!(query("appid=a&appid=b&appid=c").list("appid"), want);
+        assert_eq!(query("appid=a,b,c").list("appid"), want);
+        assert_eq!(query("appid=a,+b&appid=,c,").list("appid"), want);
+        assert_eq!(query("appid=a%2Cb&appid=c").list("appid"), want);
+        assert!(query("x=1").list("appid").is_empty());
+        assert_eq!(
+            query("status=1,2&status=3").i64_list("status").unwrap(),
+            [1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn query_and_body_merge() {
+        let p = Params::parse(b"appid=q&zone=z1", b"appid=b&env=dev");
+        assert_eq!(p.all("appid"), ["b", "q"]);
+        assert_eq!(p.get("appid"), Some("b"));
+        assert_eq!(p.get("zone"), Some("z1"));
+        assert_eq!(p.get("env"), Some("dev"));
+        // Some clients put POST parameters in the URL and send an empty body.
+        assert_eq!(Params::parse(b"env=dev", b"").get("env"), Some("dev"));
+    }
+
+    #[test]
+    fn json_values_stay_whole() {
+        let json = r#"{"weight":"10","color":"red,blue"}"#;
+        let encoded: String = form_urlencoded::byte_serialize(json.as_bytes()).collect();
+        let p = query(&format!("metadata={encoded}&metadata={{}}"));
+        assert_eq!(p.get("metadata"), Some(json));
+        assert_eq!(p.all("metadata"), [json, "{}"]);
+    }
+
+    #[test]
+    fn unescaped_and_encoded_addrs_agree() {
+        let raw = query("addrs=grpc://127.0.0.1:9000&addrs=http://[::1]:80/a?b");
+        let encoded =
+            query("addrs=grpc%3A%2F%2F127.0.0.1%3A9000,http%3A%2F%2F%5B%3A%3A1%5D%3A80%2Fa%3Fb");
+        let want = ["grpc://127.0.0.1:9000", "http://[::1]:80/a?b"];
+        assert_eq!(raw.list("addrs"), want);
+        assert_eq!(encoded.list("addrs"), want);
+        // A stray '%' is kept rather than rejected.
+        assert_eq!(query("hostname=a%zz%").get("hostname"), Some("a%zz%"));
+    }
+
+    #[test]
+    fn plus_is_space() {
+        let p = query("hostname=my+host&color=%2B");
+        assert_eq!(p.get("hostname"), Some("my host"));
+        assert_eq!(p.get("color"), Some("+"));
+    }
+
+    #[test]
+    fn bools_parse_like_go() {
+        for v in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert!(query(&format!("replication={v}"))
+                .bool("replication")
+                .unwrap());
+        }
+        for v in ["0", "f", "F", "false", "FALSE", "False", ""] {
+            assert!(!query(&format!("replication={v}"))
+                .bool("replication")
+                .unwrap());
+        }
+        assert!(!query("").bool("replication").unwrap());
+        for v in ["yes", "tRUE", "2", " true"] {
+            let e = query(&format!("replication={v}"))
+                .bool("replication")
+                .unwrap_err();
+            assert_eq!(e.kind, Kind::BadParam);
+            assert!(e.context.starts_with("replication: invalid boolean"));
+        }
+    }
+
+    #[test]
+    fn integers() {
+        let p = query("status=2&latest_timestamp=-17&empty=");
+        assert_eq!(p.i64("status").unwrap(), Some(2));
+        assert_eq!(p.i64("latest_timestamp").unwrap(), Some(-17));
+        assert_eq!(p.i64("empty").unwrap(), None);
+        assert_eq!(p.i64("absent").unwrap(), None);
+        for bad in ["x", "1.5", "0x10", "99999999999999999999", " 1"] {
+            let e = query(&format!("status={bad}")).i64("status").unwrap_err();
+            assert_eq!(e.kind, Kind::BadParam);
+            assert_eq!(e.context, format!("status: invalid integer {bad:?}"));
+        }
+        let e = query("status=1,x").i64_list("status").unwrap_err();
+        assert_eq!(e.context, "status: invalid integer \"x\"");
+    }
+
+    #[test]
+    fn required_values() {
+        let p = query("appid=a&env=");
+        assert_eq!(p.required("appid").unwrap(), "a");
+        for key in ["env", "zone"] {
+            let e = p.required(key).unwrap_err();
+            assert_eq!(e.kind, Kind::BadParam);
+            assert_eq!(e.context, format!("{key} is required"));
+        }
+    }
+
+    fn chunk(data: &[u8]) -> Vec<u8> {
+        [
+            format!("{:x};ext=1\r\n", data.len()).as_bytes(),
+            data,
+            b"\r\n",
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn chunked_body_decodes_like_whole_body() {
+        let body = b"appid=infra.discovery&hostname=h1&addrs=grpc://127.0.0.1:9000,http%3A%2F%2F127.0.0.1%3A7171&metadata=%7B%22a%22%3A%221%2C2%22%7D&status=1";
+        let want = Params::parse(b"", body);
+        for split in 1..body.len() {
+            let (a, b) = body.split_at(split);
+            let wire = [chunk(a), chunk(b), b"0\r\nX-Trailer: t\r\n\r\n".to_vec()].concat();
+            let (decoded, used) = parse_body(&wire, BodyKind::Chunked, 1024).unwrap().unwrap();
+            assert_eq!(used, wire.len());
+            assert_eq!(Params::parse(b"", &decoded), want, "split at {split}");
+        }
+        // One byte per chunk, the most a percent escape can be torn apart.
+        let wire: Vec<u8> = body.iter().flat_map(|b| chunk(&[*b])).collect();
+        let wire = [wire, b"0\r\n\r\n".to_vec()].concat();
+        let (decoded, _) = parse_body(&wire, BodyKind::Chunked, 1024).unwrap().unwrap();
+        assert_eq!(Params::parse(b"", &decoded), want);
+        assert_eq!(want.get("metadata"), Some(r#"{"a":"1,2"}"#));
+    }
+}

@@ -1,0 +1,79 @@
+//! The crate's one error type. Every layer reports failures as an [`Error`] with a [`Kind`] and a
+//! context message; [`Error::ecode`] and [`Error::http_status`] are the only mapping from an error
+//! to what goes on the wire.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// What went wrong, in the terms the protocol answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A missing or unparsable parameter: ecode -400.
+    BadParam,
+    /// The app, zone or instance does not exist: ecode -404.
+    NotFound,
+    /// Nothing changed since the client's timestamp: ecode -304.
+    NotModified,
+    /// A replicated write lost to a newer local instance: ecode -409.
+    Conflict,
+    /// Reads refused during start-up protection: HTTP 503, ecode -500.
+    Protected,
+    /// A peer did not answer or answered nonsense: ecode -500.
+    Peer,
+    /// A bug or resource failure on our side: ecode -500.
+    Internal,
+}
+
+/// An error with its kind and a human-readable context (sent as the envelope's `message`).
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: Kind,
+    pub context: Cow<'static, str>,
+}
+
+impl Error {
+    pub fn new(kind: Kind, context: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            kind,
+            context: context.into(),
+        }
+    }
+
+    pub fn bad_param(context: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::BadParam, context)
+    }
+
+    pub fn not_found(context: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::NotFound, context)
+    }
+
+    /// The `code` field of the JSON envelope.
+    pub fn ecode(&self) -> i32 {
+        match self.kind {
+            Kind::BadParam => -400,
+            Kind::NotFound => -404,
+            Kind::NotModified => -304,
+            Kind::Conflict => -409,
+            Kind::Protected | Kind::Peer | Kind::Internal => -500,
+        }
+    }
+
+    /// The HTTP status line: business outcomes are 200, only start-up protection is 503.
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            Kind::Protected => 503,
+            _ => 200,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.context)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with the crate's error.
+pub type Result<T> = std::result::Result<T, Error>;

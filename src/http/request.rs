@@ -1,0 +1,655 @@
+//! HTTP/1.1 request framing, the `http` step of net → http → api → registry.
+//!
+//! `net` owns sockets and read buffers; this module only looks at bytes already read and says
+//! where a request head ends, what it asks of the connection (keep-alive, `100-continue`) and
+//! where its body ends. Routing and parameter decoding belong to `api`. Both parsers are pure
+//! functions of the buffered bytes, so a caller may retry them after every read.
+
+use std::str;
+
+use ParseError::{BodyTooLarge, HeadTooLarge, Malformed};
+
+/// Longest request head (request line, headers and the blank line) we buffer.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Most header fields a request may carry.
+pub const MAX_HEADERS: usize = 64;
+
+/// Longest chunk-size line, extensions included; bounds how long we wait for its CRLF.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Request method; the API only routes on these three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `HEAD`.
+    Head,
+    /// Any other method.
+    Other,
+}
+
+/// How the body following a head is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No `Content-Length` and no `Transfer-Encoding`: there is no body.
+    Empty,
+    /// `Content-Length` bytes follow the head.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// What a parsed request head tells the connection loop and the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The request method.
+    pub method: Method,
+    /// The target's path, before any '?', still percent-encoded.
+    pub path: String,
+    /// The raw text after the first '?', without any fragment; empty if there is none.
+    pub query: String,
+    /// The request is HTTP/1.0.
+    pub http10: bool,
+    /// The client lets the connection stay open after the response.
+    pub keep_alive: bool,
+    /// The client waits for `100 Continue` before sending the body.
+    pub expect_continue: bool,
+    /// How the body that follows the head is framed.
+    pub body: BodyKind,
+    /// Bytes of the head, including the final CRLFCRLF.
+    pub head_len: usize,
+}
+
+/// Why a request cannot be framed. After any of them the next request's start is unknown, so
+/// the connection cannot be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The bytes are not a request we accept; the text says which rule broke.
+    Malformed(&'static str),
+    /// The head is longer than [`MAX_HEAD_BYTES`] or has more than [`MAX_HEADERS`] fields.
+    HeadTooLarge,
+    /// The body is longer than the caller's limit.
+    BodyTooLarge,
+}
+
+/// Parses the request head at the start of `buf`.
+///
+/// Ok(None) = need more bytes. HeadTooLarge when no complete head within MAX_HEAD_BYTES (checked
+/// on incomplete input too, so a client can't make us buffer forever) or more than MAX_HEADERS
+/// headers. BodyTooLarge when Content-Length > max_body.
+pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<Head>, ParseError> {
+    // Parsing only the first MAX_HEAD_BYTES makes the verdict the same however the bytes arrived.
+    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadTooLarge),
+        Err(e) => return Err(Malformed(describe(e))),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(Malformed("incomplete request line"));
+    };
+    if !target.starts_with('/') {
+        return Err(Malformed("request target is not an absolute path"));
+    }
+    let target = target.split_once('#').map_or(target, |(t, _)| t);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let http10 = version == 0;
+
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    let mut length = None;
+    let mut codings = 0;
+    let mut only_chunked = true;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("connection") {
+            for token in elements(h.value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            for value in elements(h.value) {
+                let n = content_length(value)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(Malformed("conflicting Content-Length values"));
+                }
+                length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in elements(h.value) {
+                codings += 1;
+                only_chunked &= coding.eq_ignore_ascii_case(b"chunked");
+            }
+        }
+    }
+
+    let body = match (codings, length) {
+        (0, None) => BodyKind::Empty,
+        (0, Some(n)) if n > max_body => return Err(BodyTooLarge),
+        (0, Some(n)) => BodyKind::Length(n),
+        // A message with both lets two parsers disagree on where it ends (request smuggling).
+        (_, Some(_)) => return Err(Malformed("both Content-Length and Transfer-Encoding")),
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+        _ if http10 => return Err(Malformed("Transfer-Encoding in HTTP/1.0")),
+        // Any other coding (e.g. gzip) would hand undecoded bytes to the form parser.
+        (1, None) if only_chunked => BodyKind::Chunked,
+        _ => return Err(Malformed("unsupported Transfer-Encoding")),
+    };
+
+    Ok(Some(Head {
+        method: match method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        },
+        path: path.to_owned(),
+        query: query.to_owned(),
+        http10,
+        keep_alive: if http10 { keep_alive && !close } else { !close },
+        expect_continue: expect_continue && !http10,
+        body,
+        head_len,
+    }))
+}
+
+/// Parses the body that starts at `buf`, the byte right after the head.
+///
+/// Ok(None) = need more bytes; Ok(Some((body, consumed))) where consumed counts the framing bytes
+/// (for chunked: chunk sizes, extensions, data, CRLFs, last-chunk and trailers). Chunked bodies
+/// whose decoded size exceeds max_body → BodyTooLarge, reported as soon as a chunk size announces
+/// it, without waiting for the data.
+pub fn parse_body(
+    buf: &[u8],
+    kind: BodyKind,
+    max_body: usize,
+) -> Result<Option<(Vec<u8>, usize)>, ParseError> {
+    match kind {
+        BodyKind::Empty => Ok(Some((Vec::new(), 0))),
+        BodyKind::Length(n) if n > max_body => Err(BodyTooLarge),
+        BodyKind::Length(n) => Ok(buf.get(..n).map(|b| (b.to_vec(), n))),
+        BodyKind::Chunked => parse_chunked(buf, max_body),
+    }
+}
+
+fn parse_chunked(buf: &[u8], max_body: usize) -> Result<Option<(Vec<u8>, usize)>, ParseError> {
+    let too_long = Malformed("chunk-size line too long");
+    let mut body = Vec::new();
+    let mut pos = 0;
+    loop {
+        let Some(end) = find(&buf[pos..], b"\r\n", MAX_CHUNK_LINE, too_long)? else {
+            return Ok(None);
+        };
+        let size = chunk_size(&buf[pos..pos + end])?;
+        pos += end + 2;
+        // body.len() never exceeds max_body, so the subtraction cannot underflow.
+        if size > max_body - body.len() {
+            return Err(BodyTooLarge);
+        }
+        if size == 0 {
+            break;
+        }
+        let Some(data) = buf[pos..].get(..size) else {
+            return Ok(None);
+        };
+        body.extend_from_slice(data);
+        pos += size;
+        let rest = &buf[pos..];
+        if rest.starts_with(b"\r\n") {
+            pos += 2;
+        } else if b"\r\n".starts_with(rest) {
+            return Ok(None);
+        } else {
+            return Err(Malformed("missing CRLF after chunk data"));
+        }
+    }
+    // Trailers are skipped unread: either the empty line right away, or fields up to a blank line.
+    let rest = &buf[pos..];
+    let end = if rest.starts_with(b"\r\n") {
+        Some(2)
+    } else {
+        find(rest, b"\r\n\r\n", MAX_HEAD_BYTES, HeadTooLarge)?.map(|at| at + 4)
+    };
+    Ok(end.map(|end| (body, pos + end)))
+}
+
+/// Where `needle` starts in `buf`, looking no further than a match starting at `limit`;
+/// `too_long` once that much is buffered without a match.
+fn find(
+    buf: &[u8],
+    needle: &[u8],
+    limit: usize,
+    too_long: ParseError,
+) -> Result<Option<usize>, ParseError> {
+    let window = &buf[..buf.len().min(limit + needle.len())];
+    match window.windows(needle.len()).position(|w| w == needle) {
+        Some(at) => Ok(Some(at)),
+        None if window.len() == limit + needle.len() => Err(too_long),
+        None => Ok(None),
+    }
+}
+
+fn chunk_size(line: &[u8]) -> Result<usize, ParseError> {
+    // Extensions carry nothing we use; whitespace may precede them, but not the size.
+    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
+    let digits = trim_end(&line[..end]);
+    if digits.is_empty() {
+        return Err(Malformed("empty chunk size"));
+    }
+    digits.iter().try_fold(0usize, |acc, &b| {
+        let digit = char::from(b)
+            .to_digit(16)
+            .ok_or(Malformed("invalid chunk size"))?;
+        acc.checked_mul(16)
+            .and_then(|a| a.checked_add(digit as usize))
+            .ok_or(Malformed("chunk size overflows"))
+    })
+}
+
+fn content_length(value: &[u8]) -> Result<usize, ParseError> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(Malformed("invalid Content-Length"));
+    }
+    // Only digits, so parsing can fail only on a length beyond anything we could buffer.
+    str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(BodyTooLarge)
+}
+
+/// The comma-separated elements of a header value, trimmed; empty ones are kept so that
+/// numeric and coding lists reject them.
+fn elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim)
+}
+
+/// Strips optional whitespace (spaces and tabs, nothing else) from both ends.
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    trim_end(s)
+}
+
+fn trim_end(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn describe(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid request line",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX_BODY: usize = 1024;
+
+    type Parsed = (Head, Vec<u8>, usize);
+
+    /// Head and body of the request at the start of `buf`, and the bytes it took.
+    fn parse_one(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
+        let Some(head) = parse_head(buf, MAX_BODY)? else {
+            return Ok(None);
+        };
+        let Some((body, used)) = parse_body(&buf[head.head_len..], head.body, MAX_BODY)? else {
+            return Ok(None);
+        };
+        let total = head.head_len + used;
+        Ok(Some((head, body, total)))
+    }
+
+    /// Parses `raw` whole and at every prefix: a prefix is incomplete until it holds the whole
+    /// request, and from then on gives the same result.
+    fn parse_every_split(raw: &[u8]) -> Parsed {
+        let whole = parse_one(raw).unwrap().unwrap();
+        for i in 0..raw.len() {
+            match parse_one(&raw[..i]).unwrap() {
+                None => assert!(i < whole.2, "prefix {i} of a {} byte request", whole.2),
+                Some(got) => assert_eq!(got, whole, "prefix {i}"),
+            }
+        }
+        whole
+    }
+
+    fn head(method: Method, path: &str, query: &str, body: BodyKind, head_len: usize) -> Head {
+        Head {
+            method,
+            path: path.into(),
+            query: query.into(),
+            http10: false,
+            keep_alive: true,
+            expect_continue: false,
+            body,
+            head_len,
+        }
+    }
+
+    #[test]
+    fn get_with_query() {
+        let raw = b"GET /discovery/fetchs?appid=a&appid=b&env=dev#frag HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (h, body, used) = parse_every_split(raw);
+        let want = head(
+            Method::Get,
+            "/discovery/fetchs",
+            "appid=a&appid=b&env=dev",
+            BodyKind::Empty,
+            raw.len(),
+        );
+        assert_eq!(h, want);
+        assert!(body.is_empty());
+        assert_eq!(used, raw.len());
+    }
+
+    #[test]
+    fn post_with_content_length() {
+        let raw = b"POST /discovery/register HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16\r\nConnection: Close\r\n\r\nappid=a&env=dev&";
+        let (h, body, used) = parse_every_split(raw);
+        assert_eq!(h.method, Method::Post);
+        assert_eq!(h.path, "/discovery/register");
+        assert_eq!(h.query, "");
+        assert_eq!(h.body, BodyKind::Length(16));
+        assert!(!h.keep_alive);
+        assert_eq!(body, b"appid=a&env=dev&");
+        assert_eq!(used, raw.len());
+    }
+
+    #[test]
+    fn post_chunked_with_extensions_and_trailers() {
+        let raw = b"POST /x?y=1 HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=val\r\nappid\r\nA ; a=b;c\r\n=abc&env=d\r\n0;last\r\nX-Trailer: 1\r\nY: 2\r\n\r\n";
+        let (h, body, used) = parse_every_split(raw);
+        assert_eq!(h.body, BodyKind::Chunked);
+        assert_eq!(h.query, "y=1");
+        assert_eq!(body, b"appid=abc&env=d");
+        assert_eq!(used, raw.len());
+    }
+
+    #[test]
+    fn chunked_without_trailers() {
+        let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let (_, body, used) = parse_every_split(raw);
+        assert_eq!(body, b"abc");
+        assert_eq!(used, raw.len());
+    }
+
+    #[test]
+    fn http10_keep_alive_rules() {
+        let raw = b"GET /a HTTP/1.0\r\n\r\n";
+        let (h, _, _) = parse_every_split(raw);
+        assert!(h.http10);
+        assert!(!h.keep_alive);
+
+        let raw = b"GET /a HTTP/1.0\r\nConnection: foo, Keep-Alive\r\nExpect: 100-continue\r\n\r\n";
+        let (h, _, _) = parse_every_split(raw);
+        assert!(h.http10);
+        assert!(h.keep_alive);
+        assert!(!h.expect_continue);
+
+        let raw =
+            b"GET /a HTTP/1.1\r\nConnection: keep-alive\r\nConnection: upgrade, CLOSE\r\n\r\n";
+        let (h, _, _) = parse_every_split(raw);
+        assert!(!h.http10);
+        assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn expect_continue() {
+        let raw = b"POST /a HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\nabc";
+        let (h, body, _) = parse_every_split(raw);
+        assert!(h.expect_continue);
+        assert_eq!(body, b"abc");
+        // Known from the head alone, so `100 Continue` can go out before any body byte arrives.
+        let early = parse_head(&raw[..raw.len() - 3], MAX_BODY)
+            .unwrap()
+            .unwrap();
+        assert!(early.expect_continue);
+    }
+
+    #[test]
+    fn pipelined_requests() {
+        let first = b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi".to_vec();
+        let second = b"GET /b?c=d HTTP/1.1\r\n\r\n";
+        let raw = [first.as_slice(), second].concat();
+        let (h1, body1, used1) = parse_every_split(&raw);
+        assert_eq!(h1.path, "/a");
+        assert_eq!(body1, b"hi");
+        assert_eq!(used1, first.len());
+        let (h2, body2, used2) = parse_every_split(&raw[used1..]);
+        assert_eq!(
+            h2,
+            head(Method::Get, "/b", "c=d", BodyKind::Empty, second.len())
+        );
+        assert!(body2.is_empty());
+        assert_eq!(used2, second.len());
+    }
+
+    #[test]
+    fn methods_and_repeated_content_length() {
+        let (h, _, _) = parse_every_split(b"HEAD / HTTP/1.1\r\n\r\n");
+        assert_eq!(h.method, Method::Head);
+        let (h, _, _) = parse_every_split(b"DELETE / HTTP/1.1\r\n\r\n");
+        assert_eq!(h.method, Method::Other);
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok";
+        let (h, body, _) = parse_every_split(raw);
+        assert_eq!(h.body, BodyKind::Length(2));
+        assert_eq!(body, b"ok");
+    }
+
+    fn head_err(raw: &[u8]) -> ParseError {
+        parse_head(raw, MAX_BODY).unwrap_err()
+    }
+
+    fn is_malformed(e: ParseError) -> bool {
+        matches!(e, Malformed(_))
+    }
+
+    #[test]
+    fn bad_request_lines() {
+        for raw in [
+            &b"GE T / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET /\x01 HTTP/1.1\r\n\r\n",
+            b"GET /\xff\xfe HTTP/1.1\r\n\r\n",
+            b"GET http://host/ HTTP/1.1\r\n\r\n",
+            b"GET * HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert!(
+                is_malformed(head_err(raw)),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_body_headers() {
+        for raw in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                is_malformed(head_err(raw)),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    /// A GET whose head is exactly `len` bytes long, padded in one header value.
+    fn padded_head(len: usize) -> Vec<u8> {
+        let mut raw = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        raw.resize(len - 4, b'a');
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw
+    }
+
+    #[test]
+    fn head_size_limit() {
+        let fits = padded_head(MAX_HEAD_BYTES);
+        assert_eq!(
+            parse_head(&fits, 0).unwrap().unwrap().head_len,
+            MAX_HEAD_BYTES
+        );
+        let over = padded_head(MAX_HEAD_BYTES + 1);
+        assert_eq!(head_err(&over), HeadTooLarge);
+        // Never terminated: refused once the limit is buffered, not only when the head ends.
+        let mut endless = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        endless.resize(MAX_HEAD_BYTES, b'a');
+        assert_eq!(parse_head(&endless[..MAX_HEAD_BYTES - 1], 0), Ok(None));
+        assert_eq!(head_err(&endless), HeadTooLarge);
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            raw.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
+        }
+        let mut fits = raw.clone();
+        fits.extend_from_slice(b"\r\n");
+        assert!(parse_head(&fits, 0).unwrap().is_some());
+        raw.extend_from_slice(b"One-More: v\r\n\r\n");
+        assert_eq!(head_err(&raw), HeadTooLarge);
+    }
+
+    #[test]
+    fn body_over_limit() {
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 1025\r\n\r\n";
+        assert_eq!(head_err(raw), BodyTooLarge);
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n";
+        assert_eq!(head_err(raw), BodyTooLarge);
+        assert_eq!(
+            parse_body(b"", BodyKind::Length(MAX_BODY + 1), MAX_BODY),
+            Err(BodyTooLarge)
+        );
+        // The second chunk's size line alone pushes the total over; its data never arrives.
+        let chunked = b"200\r\n"
+            .iter()
+            .chain(&[b'a'; 0x200])
+            .chain(b"\r\n201\r\n");
+        let chunked: Vec<u8> = chunked.copied().collect();
+        assert_eq!(
+            parse_body(&chunked, BodyKind::Chunked, MAX_BODY),
+            Err(BodyTooLarge)
+        );
+        // Exactly at the limit is fine.
+        let mut exact = b"400\r\n".to_vec();
+        exact.resize(exact.len() + MAX_BODY, b'a');
+        exact.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (body, used) = parse_body(&exact, BodyKind::Chunked, MAX_BODY)
+            .unwrap()
+            .unwrap();
+        assert_eq!((body.len(), used), (MAX_BODY, exact.len()));
+    }
+
+    fn chunked_err(raw: &[u8]) -> ParseError {
+        parse_body(raw, BodyKind::Chunked, MAX_BODY).unwrap_err()
+    }
+
+    #[test]
+    fn bad_chunk_framing() {
+        for raw in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b" 5\r\n",
+            b"-5\r\n",
+            b"5x\r\n",
+            b"5\n\r\n",
+            b"ffffffffffffffffffffffff\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+        ] {
+            assert!(
+                is_malformed(chunked_err(raw)),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // A CR after the data may be the start of the CRLF.
+        assert_eq!(
+            parse_body(b"3\r\nabc\r", BodyKind::Chunked, MAX_BODY),
+            Ok(None)
+        );
+        assert_eq!(
+            chunked_err(b"3\r\nabcX"),
+            Malformed("missing CRLF after chunk data")
+        );
+        assert_eq!(
+            chunked_err(b"3\r\nabc\rX"),
+            Malformed("missing CRLF after chunk data")
+        );
+        assert!(is_malformed(chunked_err(b"zz\r\n")));
+        let long_ext = [b"5;".as_slice(), &[b'e'; MAX_CHUNK_LINE]].concat();
+        assert!(is_malformed(chunked_err(&long_ext)));
+        let long_trailer = [b"0\r\nX: ".as_slice(), &[b't'; MAX_HEAD_BYTES + 1]].concat();
+        assert_eq!(chunked_err(&long_trailer), HeadTooLarge);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: [&[u8]; 3] = [
+            b"POST /a?b=c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x\r\nabcde\r\n0\r\nT: 1\r\n\r\n",
+            b"POST /a HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            b"\r\n1\r\n0;\r\n\r\n\r\n",
+        ];
+        let alphabet = b"\r\n :;,0123456789abcdefABCDEF/?#GETPOSTHTTP/1.1\x00\xff";
+        for round in 0..20_000 {
+            let mut raw = seeds[round % seeds.len()].to_vec();
+            for _ in 0..=next() % 4 {
+                let at = (next() as usize) % (raw.len() + 1);
+                let byte = if next() % 2 == 0 {
+                    alphabet[(next() as usize) % alphabet.len()]
+                } else {
+                    next() as u8
+                };
+                match next() % 3 {
+                    0 => raw.insert(at, byte),
+                    1 if at < raw.len() => raw[at] = byte,
+                    _ => raw.truncate(at),
+                }
+            }
+            let _ = parse_one(&raw);
+            for kind in [BodyKind::Empty, BodyKind::Length(7), BodyKind::Chunked] {
+                let _ = parse_body(&raw, kind, 16);
+            }
+        }
+    }
+}

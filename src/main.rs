@@ -1,0 +1,98 @@
+//! The `discovery` binary: reads flags and configuration, binds the listeners, wires signals to
+//! shutdown, and hands over to `server::run`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use discovery::cli::{self, Command};
+use discovery::config::Config;
+use discovery::shutdown::Shutdown;
+use discovery::{logging, server};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let flags = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(flags)) => flags,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("discovery {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("discovery: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = match Config::load(flags.conf.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("discovery: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(t) = flags.threads {
+        config.http_server.threads = t;
+    }
+    if let Err(e) = logging::init(&config.log) {
+        eprintln!("discovery: {e}");
+        return ExitCode::FAILURE;
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let threads = match config.http_server.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Block the stop signals before any thread starts, so every thread inherits the mask and
+    // only the signal thread below receives them.
+    let signals = stop_signals();
+    let listeners = match server::bind(config.http_server.addr, threads) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addr = %config.http_server.addr, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = Arc::new(Shutdown::new());
+    let trigger = shutdown.clone();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `signals` is an initialised set and `sig` a valid out pointer.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                tracing::info!(signal = sig, "stop signal received");
+            }
+            trigger.trigger();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the signal thread");
+        return ExitCode::FAILURE;
+    }
+    match server::run(config, listeners, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread and returns the set, for `sigwait`.
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set calls on a zeroed, then initialised, local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}

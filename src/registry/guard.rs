@@ -1,0 +1,101 @@
+//! Self-preservation: when far fewer renews arrive than the registered instances should send,
+//! the fault is more likely the network than the instances, so eviction holds back.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Share of the expected renews below which the registry protects itself.
+const PROTECT_BELOW: f64 = 0.85;
+
+/// Counts renews per window against the renews expected (two per instance per window).
+#[derive(Debug, Default)]
+pub struct Guard {
+    expected_per_window: AtomicI64,
+    renews_this_window: AtomicI64,
+    renews_last_window: AtomicI64,
+}
+
+impl Guard {
+    /// A new instance will send two renews a window.
+    pub fn add_instance(&self) {
+        self.expected_per_window.fetch_add(2, Ordering::Relaxed);
+    }
+
+    /// A cancelled instance no longer renews.
+    pub fn remove_instance(&self) {
+        let _ = self
+            .expected_per_window
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                Some((e - 2).max(0))
+            });
+    }
+
+    /// Recounts the expectation from the true number of instances (drift from evictions).
+    pub fn set_instances(&self, count: usize) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX / 2);
+        self.expected_per_window.store(count * 2, Ordering::Relaxed);
+    }
+
+    /// One renew arrived.
+    pub fn count_renew(&self) {
+        self.renews_this_window.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes the current window; its count becomes the one `protected` judges by.
+    pub fn roll_window(&self) {
+        let n = self.renews_this_window.swap(0, Ordering::Relaxed);
+        self.renews_last_window.store(n, Ordering::Relaxed);
+    }
+
+    /// Renews expected per window, and the threshold under which protection is on.
+    pub fn expected(&self) -> (i64, i64) {
+        let e = self.expected_per_window.load(Ordering::Relaxed);
+        (e, (e as f64 * PROTECT_BELOW) as i64)
+    }
+
+    /// Renews counted in the last closed window.
+    pub fn renews_last_window(&self) -> i64 {
+        self.renews_last_window.load(Ordering::Relaxed)
+    }
+
+    /// True while the last window saw fewer renews than the threshold.
+    pub fn protected(&self) -> bool {
+        self.renews_last_window() < self.expected().1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protects_below_85_percent_of_expected() {
+        let g = Guard::default();
+        for _ in 0..10 {
+            g.add_instance();
+        }
+        assert_eq!(g.expected(), (20, 17));
+        for _ in 0..16 {
+            g.count_renew();
+        }
+        g.roll_window();
+        assert!(g.protected());
+        for _ in 0..17 {
+            g.count_renew();
+        }
+        g.roll_window();
+        assert!(!g.protected());
+        g.roll_window();
+        assert!(g.protected(), "an empty window protects again");
+    }
+
+    #[test]
+    fn expectation_follows_cancels_and_recount() {
+        let g = Guard::default();
+        g.add_instance();
+        g.remove_instance();
+        g.remove_instance();
+        assert_eq!(g.expected().0, 0);
+        g.set_instances(100);
+        assert_eq!(g.expected(), (200, 170));
+    }
+}

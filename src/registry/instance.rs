@@ -1,0 +1,129 @@
+//! One registered instance. Everything but the renew time is immutable once built: a change
+//! (re-register, set) builds a new `Instance` and a new snapshot, while a renew only stores a new
+//! time in the atomic, so the hottest write never rebuilds anything.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Instance status: takes traffic.
+pub const STATUS_UP: u32 = 1;
+/// Instance status: registered but not taking traffic.
+pub const STATUS_WAITING: u32 = 2;
+
+/// Metadata pairs sorted by key (the original encodes a Go map, whose keys come out sorted).
+pub type Metadata = Vec<(Box<str>, Box<str>)>;
+
+/// A registered instance, field for field the original's JSON object.
+#[derive(Debug)]
+pub struct Instance {
+    pub region: Box<str>,
+    pub zone: Box<str>,
+    pub env: Box<str>,
+    pub appid: Box<str>,
+    pub hostname: Box<str>,
+    pub addrs: Box<[Box<str>]>,
+    pub version: Box<str>,
+    /// `None` encodes as `null`, as the original does for an instance registered without metadata.
+    pub metadata: Option<Metadata>,
+    pub status: u32,
+    pub reg_ts: i64,
+    pub up_ts: i64,
+    pub dirty_ts: i64,
+    pub latest_ts: i64,
+    /// Written by every renew without any lock; read when an answer is rendered.
+    renew_ts: AtomicI64,
+}
+
+/// The fields a register carries (from a client, a peer or the start-up sync).
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub region: String,
+    pub zone: String,
+    pub env: String,
+    pub appid: String,
+    pub hostname: String,
+    pub addrs: Vec<String>,
+    pub version: String,
+    pub metadata: Option<Metadata>,
+    pub status: u32,
+    /// Timestamps a peer or the start-up sync sends along; `None` means "now".
+    pub reg_ts: Option<i64>,
+    pub dirty_ts: Option<i64>,
+    pub latest_ts: Option<i64>,
+    pub renew_ts: Option<i64>,
+}
+
+impl Instance {
+    /// Builds the instance a registration describes. `up_ts` is given by the caller because a
+    /// re-register keeps the previous one.
+    pub fn new(reg: &Registration, now: i64, up_ts: Option<i64>) -> Instance {
+        Instance {
+            region: reg.region.as_str().into(),
+            zone: reg.zone.as_str().into(),
+            env: reg.env.as_str().into(),
+            appid: reg.appid.as_str().into(),
+            hostname: reg.hostname.as_str().into(),
+            addrs: reg.addrs.iter().map(|a| a.as_str().into()).collect(),
+            version: reg.version.as_str().into(),
+            metadata: reg.metadata.clone(),
+            status: reg.status,
+            reg_ts: reg.reg_ts.unwrap_or(now),
+            up_ts: up_ts.unwrap_or(now),
+            dirty_ts: reg.dirty_ts.unwrap_or(now),
+            latest_ts: reg.latest_ts.unwrap_or(now),
+            renew_ts: AtomicI64::new(reg.renew_ts.unwrap_or(now)),
+        }
+    }
+
+    /// A copy with the changes of a `set` applied.
+    pub fn with_changes(
+        &self,
+        status: Option<u32>,
+        metadata: Option<&Metadata>,
+        set_ts: i64,
+    ) -> Instance {
+        let mut merged = self.metadata.clone();
+        if let Some(changes) = metadata {
+            // The original unmarshals into the existing map, so `set` merges keys.
+            let map = merged.get_or_insert_with(Vec::new);
+            for (k, v) in changes {
+                match map.binary_search_by(|(mk, _)| mk.as_ref().cmp(k.as_ref())) {
+                    Ok(i) => map[i].1 = v.clone(),
+                    Err(i) => map.insert(i, (k.clone(), v.clone())),
+                }
+            }
+        }
+        // Setting status UP (again) restarts up_ts, as in the original.
+        let up_ts = if status == Some(STATUS_UP) {
+            set_ts
+        } else {
+            self.up_ts
+        };
+        let status = status.unwrap_or(self.status);
+        Instance {
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            env: self.env.clone(),
+            appid: self.appid.clone(),
+            hostname: self.hostname.clone(),
+            addrs: self.addrs.clone(),
+            version: self.version.clone(),
+            metadata: merged,
+            status,
+            reg_ts: self.reg_ts,
+            up_ts,
+            dirty_ts: set_ts,
+            latest_ts: set_ts,
+            renew_ts: AtomicI64::new(self.renew_ts()),
+        }
+    }
+
+    /// The last renew (or register) time.
+    pub fn renew_ts(&self) -> i64 {
+        self.renew_ts.load(Ordering::Relaxed)
+    }
+
+    /// Records a heartbeat.
+    pub fn renew(&self, now: i64) {
+        self.renew_ts.store(now, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,633 @@
+//! The registry: every `(env, appid)` with its published [`Snapshot`], the writes that replace
+//! snapshots, the renew that does not, eviction and self-preservation. It knows nothing of HTTP;
+//! the api layer calls it and the cluster layer feeds it.
+//!
+//! Writers of one app are serialised by that app's mutex (held only while building the next
+//! snapshot, never across an await); readers `load` the snapshot without any lock.
+
+pub mod guard;
+pub mod instance;
+pub mod json;
+pub mod scheduler;
+pub mod snapshot;
+pub mod waiters;
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use dashmap::DashMap;
+
+use crate::error::{Error, Result};
+use guard::Guard;
+use instance::{Instance, Metadata, Registration};
+use snapshot::{bump, Snapshot};
+use waiters::Hub;
+
+/// Identity of an app: the protocol's `(env, appid)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKey {
+    pub env: Box<str>,
+    pub appid: Box<str>,
+}
+
+impl AppKey {
+    pub fn new(env: &str, appid: &str) -> AppKey {
+        AppKey {
+            env: env.into(),
+            appid: appid.into(),
+        }
+    }
+}
+
+/// Borrowed form of [`AppKey`], so lookups need no allocation.
+pub trait KeyRef {
+    fn env(&self) -> &str;
+    fn appid(&self) -> &str;
+}
+
+impl KeyRef for AppKey {
+    fn env(&self) -> &str {
+        &self.env
+    }
+    fn appid(&self) -> &str {
+        &self.appid
+    }
+}
+
+impl KeyRef for (&str, &str) {
+    fn env(&self) -> &str {
+        self.0
+    }
+    fn appid(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyRef + 'a> for AppKey {
+    fn borrow(&self) -> &(dyn KeyRef + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyRef + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.env().hash(h);
+        self.appid().hash(h);
+    }
+}
+
+impl PartialEq for dyn KeyRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.env() == other.env() && self.appid() == other.appid()
+    }
+}
+
+impl Eq for dyn KeyRef + '_ {}
+
+impl Hash for AppKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as &dyn KeyRef).hash(h)
+    }
+}
+
+/// The key parked polls and change notifications agree on. Collisions only cost a spurious
+/// wake: a woken poll re-checks its apps' timestamps.
+pub fn wake_key(env: &str, appid: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (&(env, appid) as &dyn KeyRef).hash(&mut h);
+    h.finish()
+}
+
+/// One app: its writer lock and its published snapshot.
+#[derive(Debug)]
+struct App {
+    /// True once the app lost its last instance and left the index: a writer that found this
+    /// `App` just before must start over, or its write would land in an orphan.
+    removed: Mutex<bool>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+/// One host's part of a `set`.
+#[derive(Debug, Clone)]
+pub struct HostChange {
+    pub hostname: String,
+    pub status: Option<u32>,
+    pub metadata: Option<Metadata>,
+}
+
+/// What an eviction round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvictionReport {
+    pub registry_size: usize,
+    pub expired: usize,
+    pub evicted: usize,
+    pub protected: bool,
+}
+
+/// Thresholds of eviction, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct EvictionRules {
+    pub after_ns: i64,
+    pub after_protected_ns: i64,
+}
+
+/// At most this share of the registry may stay after a round: eviction never removes more
+/// than `size - floor(size * 0.85)` instances at once.
+const KEEP_SHARE: f64 = 0.85;
+
+/// All apps, the self-preservation guard and the notification hub.
+#[derive(Debug)]
+pub struct Registry {
+    apps: DashMap<AppKey, Arc<App>>,
+    schedulers: DashMap<AppKey, Bytes>,
+    guard: Guard,
+    hub: Arc<Hub>,
+}
+
+impl Registry {
+    /// An empty registry that announces changes through `hub`.
+    pub fn new(hub: Arc<Hub>) -> Registry {
+        Registry {
+            apps: DashMap::new(),
+            schedulers: DashMap::new(),
+            guard: Guard::default(),
+            hub,
+        }
+    }
+
+    /// The self-preservation guard.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    fn app(&self, env: &str, appid: &str) -> Option<Arc<App>> {
+        self.apps
+            .get(&(env, appid) as &dyn KeyRef)
+            .map(|r| r.value().clone())
+    }
+
+    /// The current snapshot of an app, if it has instances.
+    pub fn snapshot(&self, env: &str, appid: &str) -> Option<Arc<Snapshot>> {
+        let s = self.app(env, appid)?.snapshot.load_full();
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// Runs `write` under the app's writer lock, creating the app when `create`; publishes the
+    /// snapshot it returns and wakes the app's polls. `write` returns `None` for "no change".
+    fn write<T>(
+        &self,
+        env: &str,
+        appid: &str,
+        create: bool,
+        mut write: impl FnMut(&Snapshot) -> Result<(Option<Snapshot>, T)>,
+    ) -> Result<T> {
+        loop {
+            let app = match self.app(env, appid) {
+                Some(a) => a,
+                None if create => self
+                    .apps
+                    .entry(AppKey::new(env, appid))
+                    .or_insert_with(|| {
+                        Arc::new(App {
+                            removed: Mutex::new(false),
+                            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), 0, None)),
+                        })
+                    })
+                    .value()
+                    .clone(),
+                None => return Err(Error::not_found(format!("{appid} not found"))),
+            };
+            let mut removed = app.removed.lock().unwrap_or_else(|e| e.into_inner());
+            if *removed {
+                continue;
+            }
+            let current = app.snapshot.load_full();
+            let (next, out) = write(&current)?;
+            let Some(next) = next else {
+                if current.is_empty() {
+                    self.drop_if_empty(env, appid, &app, &mut removed);
+                }
+                return Ok(out);
+            };
+            let now_empty = next.is_empty();
+            app.snapshot.store(Arc::new(next));
+            if now_empty {
+                self.drop_if_empty(env, appid, &app, &mut removed);
+            }
+            drop(removed);
+            self.hub.notify(wake_key(env, appid));
+            return Ok(out);
+        }
+    }
+
+    fn drop_if_empty(&self, env: &str, appid: &str, app: &Arc<App>, removed: &mut bool) {
+        *removed = true;
+        self.apps
+            .remove_if(&(env, appid) as &dyn KeyRef, |_, v| Arc::ptr_eq(v, app));
+    }
+
+    fn scheduler_of(&self, env: &str, appid: &str) -> Option<Bytes> {
+        self.schedulers
+            .get(&(env, appid) as &dyn KeyRef)
+            .map(|s| s.value().clone())
+    }
+
+    /// Registers (or replaces) an instance. A replicated register older than the stored instance
+    /// (by dirty_timestamp) is ignored. Returns the instance now stored.
+    pub fn register(&self, reg: &Registration, now: i64) -> Result<Arc<Instance>> {
+        let mut added = false;
+        let inst = self.write(&reg.env, &reg.appid, true, |cur| {
+            let old = cur.find(&reg.zone, &reg.hostname);
+            if let (Some(old), Some(dirty)) = (old, reg.dirty_ts) {
+                if dirty < old.dirty_ts {
+                    return Ok((None, old.clone()));
+                }
+            }
+            added = old.is_none();
+            let inst = Arc::new(Instance::new(reg, now, old.map(|o| o.up_ts)));
+            let latest = bump(cur.latest_ts, reg.latest_ts.unwrap_or(now));
+            let mut zones = cur.zones.clone();
+            snapshot::upsert(&mut zones, inst.clone());
+            let sched = self.scheduler_of(&reg.env, &reg.appid);
+            Ok((Some(Snapshot::new(zones, latest, sched)), inst))
+        })?;
+        if added {
+            self.guard.add_instance();
+        }
+        Ok(inst)
+    }
+
+    /// Records a heartbeat; `None` if the instance is unknown.
+    pub fn renew(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        hostname: &str,
+        now: i64,
+    ) -> Option<Arc<Instance>> {
+        let app = self.app(env, appid)?;
+        let snap = app.snapshot.load();
+        let inst = snap.find(zone, hostname)?;
+        inst.renew(now);
+        self.guard.count_renew();
+        Some(inst.clone())
+    }
+
+    /// Removes an instance at the client's (or a peer's) request.
+    pub fn cancel(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        hostname: &str,
+        latest_ts: Option<i64>,
+        now: i64,
+    ) -> Result<Arc<Instance>> {
+        let inst = self.remove(env, appid, zone, hostname, latest_ts.unwrap_or(now))?;
+        self.guard.remove_instance();
+        Ok(inst)
+    }
+
+    fn remove(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        hostname: &str,
+        latest_ts: i64,
+    ) -> Result<Arc<Instance>> {
+        self.write(env, appid, false, |cur| {
+            let Some(old) = cur.find(zone, hostname).cloned() else {
+                return Err(Error::not_found(format!("{appid} {hostname} not found")));
+            };
+            let mut zones = cur.zones.clone();
+            snapshot::remove(&mut zones, zone, hostname);
+            let latest = bump(cur.latest_ts, latest_ts);
+            Ok((
+                Some(Snapshot::new(zones, latest, cur.scheduler.clone())),
+                old,
+            ))
+        })
+    }
+
+    /// Changes status and/or metadata of several hosts of one zone at `set_ts`, all or nothing.
+    pub fn set(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        changes: &[HostChange],
+        set_ts: i64,
+    ) -> Result<()> {
+        self.write(env, appid, false, |cur| {
+            let mut zones = cur.zones.clone();
+            for c in changes {
+                let Some(old) = cur.find(zone, &c.hostname) else {
+                    return Err(Error::bad_param(format!(
+                        "hostname {} not found in {appid} zone {zone}",
+                        c.hostname
+                    )));
+                };
+                let inst = Arc::new(old.with_changes(c.status, c.metadata.as_ref(), set_ts));
+                snapshot::upsert(&mut zones, inst);
+            }
+            let latest = bump(cur.latest_ts, set_ts);
+            Ok((
+                Some(Snapshot::new(zones, latest, cur.scheduler.clone())),
+                (),
+            ))
+        })
+        .map_err(|e| match e.kind {
+            crate::error::Kind::NotFound => Error::bad_param(e.context),
+            _ => e,
+        })
+    }
+
+    /// Attaches (or with `None` detaches) an app's scheduler; a change for the app's pollers.
+    pub fn set_scheduler(&self, key: &AppKey, encoded: Option<Bytes>, now: i64) {
+        match &encoded {
+            Some(e) => {
+                self.schedulers.insert(key.clone(), e.clone());
+            }
+            None => {
+                self.schedulers.remove(key as &dyn KeyRef);
+            }
+        }
+        let _ = self.write(&key.env, &key.appid, false, |cur| {
+            if cur.is_empty() {
+                return Ok((None, ()));
+            }
+            let latest = bump(cur.latest_ts, now);
+            Ok((
+                Some(Snapshot::new(cur.zones.clone(), latest, encoded.clone())),
+                (),
+            ))
+        });
+    }
+
+    /// Every instance of every app, grouped by appid (envs and zones merged), as `fetch/all`
+    /// answers and peers sync from.
+    pub fn all_instances(&self) -> BTreeMap<Box<str>, Vec<Arc<Instance>>> {
+        let mut all: BTreeMap<Box<str>, Vec<Arc<Instance>>> = BTreeMap::new();
+        for snap in self.snapshots() {
+            for inst in snap.instances() {
+                all.entry(inst.appid.clone())
+                    .or_default()
+                    .push(inst.clone());
+            }
+        }
+        all
+    }
+
+    fn snapshots(&self) -> Vec<Arc<Snapshot>> {
+        // Collect first: a dashmap iterator holds shard locks that writers would wait on.
+        let apps: Vec<Arc<App>> = self.apps.iter().map(|r| r.value().clone()).collect();
+        apps.iter().map(|a| a.snapshot.load_full()).collect()
+    }
+
+    /// Number of apps and of instances.
+    pub fn size(&self) -> (usize, usize) {
+        let snaps = self.snapshots();
+        let instances = snaps.iter().map(|s| s.len()).sum();
+        (snaps.iter().filter(|s| !s.is_empty()).count(), instances)
+    }
+
+    /// Resets the guard's expectation from the true instance count.
+    pub fn recount(&self) {
+        self.guard.set_instances(self.size().1);
+    }
+
+    /// One eviction round: closes the guard's window, then removes instances silent for longer
+    /// than the rules allow, at most 15 % of the registry, picked at random.
+    pub fn evict(&self, rules: EvictionRules, now: i64) -> EvictionReport {
+        self.guard.roll_window();
+        let protected = self.guard.protected();
+        let mut expired = Vec::new();
+        let mut size = 0;
+        for snap in self.snapshots() {
+            size += snap.len();
+            for inst in snap.instances() {
+                let silent = now.saturating_sub(inst.renew_ts());
+                if (!protected && silent > rules.after_ns) || silent > rules.after_protected_ns {
+                    expired.push(inst.clone());
+                }
+            }
+        }
+        let limit = size - (size as f64 * KEEP_SHARE) as usize;
+        let count = expired.len().min(limit);
+        let mut evicted = 0;
+        for i in 0..count {
+            // A partial Fisher-Yates shuffle: the first `count` picks are uniformly random, so a
+            // capped round does not wipe out whole apps in index order.
+            let span = (expired.len() - i) as u32;
+            let pick = i + monoio::utils::thread_rng_n(span) as usize;
+            expired.swap(i, pick);
+            let inst = &expired[i];
+            if self
+                .remove(&inst.env, &inst.appid, &inst.zone, &inst.hostname, now)
+                .is_ok()
+            {
+                evicted += 1;
+                tracing::info!(appid = %inst.appid, env = %inst.env, zone = %inst.zone, hostname = %inst.hostname, "evicted");
+            }
+        }
+        EvictionReport {
+            registry_size: size,
+            expired: expired.len(),
+            evicted,
+            protected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn reg(appid: &str, zone: &str, host: &str) -> Registration {
+        Registration {
+            region: "sh".into(),
+            zone: zone.into(),
+            env: "dev".into(),
+            appid: appid.into(),
+            hostname: host.into(),
+            addrs: vec!["http://127.0.0.1:8000".into()],
+            status: 1,
+            ..Default::default()
+        }
+    }
+
+    fn registry() -> Registry {
+        Registry::new(Arc::new(Hub::new(1)))
+    }
+
+    #[test]
+    fn latest_timestamp_rises_strictly() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 100).unwrap();
+        let t1 = r.snapshot("dev", "a").unwrap().latest_ts;
+        r.register(&reg("a", "z1", "h2"), 50).unwrap();
+        let t2 = r.snapshot("dev", "a").unwrap().latest_ts;
+        r.set(
+            "dev",
+            "a",
+            "z1",
+            &[HostChange {
+                hostname: "h1".into(),
+                status: Some(2),
+                metadata: None,
+            }],
+            10,
+        )
+        .unwrap();
+        let t3 = r.snapshot("dev", "a").unwrap().latest_ts;
+        assert!(t1 == 100 && t2 == 101 && t3 == 102, "{t1} {t2} {t3}");
+    }
+
+    #[test]
+    fn reregister_keeps_up_timestamp_and_older_replica_is_ignored() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 100).unwrap();
+        let mut again = reg("a", "z1", "h1");
+        again.version = "v2".into();
+        let i = r.register(&again, 200).unwrap();
+        assert_eq!((i.up_ts, i.reg_ts, &*i.version), (100, 200, "v2"));
+        let mut stale = reg("a", "z1", "h1");
+        stale.dirty_ts = Some(150);
+        stale.version = "old".into();
+        let kept = r.register(&stale, 300).unwrap();
+        assert_eq!(&*kept.version, "v2");
+        assert_eq!(r.snapshot("dev", "a").unwrap().latest_ts, 200);
+    }
+
+    #[test]
+    fn cancel_of_last_instance_removes_zone_then_app() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 1).unwrap();
+        r.register(&reg("a", "z2", "h2"), 2).unwrap();
+        r.cancel("dev", "a", "z1", "h1", None, 3).unwrap();
+        let s = r.snapshot("dev", "a").unwrap();
+        assert_eq!(s.zones.len(), 1);
+        assert!(s.info(Some("z1"), 3).is_none());
+        r.cancel("dev", "a", "z2", "h2", None, 4).unwrap();
+        assert!(r.snapshot("dev", "a").is_none());
+        assert_eq!(
+            r.cancel("dev", "a", "z2", "h2", None, 5)
+                .unwrap_err()
+                .ecode(),
+            -404
+        );
+        r.register(&reg("a", "z1", "h1"), 6).unwrap();
+        assert_eq!(r.size(), (1, 1));
+    }
+
+    #[test]
+    fn renew_updates_time_without_a_new_snapshot() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 1).unwrap();
+        let before = r.snapshot("dev", "a").unwrap();
+        let i = r.renew("dev", "a", "z1", "h1", 99).unwrap();
+        assert_eq!(i.renew_ts(), 99);
+        assert!(Arc::ptr_eq(&before, &r.snapshot("dev", "a").unwrap()));
+        assert!(r.renew("dev", "a", "z9", "h1", 99).is_none());
+    }
+
+    #[test]
+    fn set_is_all_or_nothing_and_checks_hosts() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 1).unwrap();
+        let bad = [
+            HostChange {
+                hostname: "h1".into(),
+                status: Some(2),
+                metadata: None,
+            },
+            HostChange {
+                hostname: "nope".into(),
+                status: Some(2),
+                metadata: None,
+            },
+        ];
+        assert_eq!(r.set("dev", "a", "z1", &bad, 5).unwrap_err().ecode(), -400);
+        assert_eq!(
+            r.snapshot("dev", "a")
+                .unwrap()
+                .find("z1", "h1")
+                .unwrap()
+                .status,
+            1
+        );
+        let meta = Some(vec![("k".into(), "v".into())]);
+        r.set(
+            "dev",
+            "a",
+            "z1",
+            &[HostChange {
+                hostname: "h1".into(),
+                status: None,
+                metadata: meta,
+            }],
+            5,
+        )
+        .unwrap();
+        let i = r
+            .snapshot("dev", "a")
+            .unwrap()
+            .find("z1", "h1")
+            .unwrap()
+            .clone();
+        assert_eq!((i.dirty_ts, i.latest_ts, i.status), (5, 5, 1));
+        assert_eq!(i.metadata.as_ref().unwrap()[0].1.as_ref(), "v");
+    }
+
+    #[test]
+    fn eviction_caps_at_15_percent_and_respects_protection() {
+        let r = registry();
+        for n in 0..20 {
+            r.register(&reg("a", "z1", &format!("h{n}")), 0).unwrap();
+        }
+        let rules = EvictionRules {
+            after_ns: 90 * SEC,
+            after_protected_ns: 3600 * SEC,
+        };
+        // No renews at all: protection is on, nothing silent for an hour yet.
+        let report = r.evict(rules, 100 * SEC);
+        assert!(report.protected);
+        assert_eq!((report.expired, report.evicted), (0, 0));
+        // Renews arrive as expected, but only for h0..h9: the rest expire, 3 per round.
+        for _ in 0..4 {
+            for n in 0..10 {
+                r.renew("dev", "a", "z1", &format!("h{n}"), 100 * SEC);
+            }
+        }
+        let report = r.evict(rules, 100 * SEC);
+        assert!(!report.protected);
+        assert_eq!(
+            (report.registry_size, report.expired, report.evicted),
+            (20, 10, 3)
+        );
+        assert_eq!(r.size().1, 17);
+        // Under protection only the hour-long silence counts.
+        let report = r.evict(rules, 3700 * SEC);
+        assert!(report.protected);
+        assert_eq!(report.evicted, 17 - (17.0 * 0.85) as usize);
+    }
+
+    #[test]
+    fn guard_follows_registers_and_cancels() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 0).unwrap();
+        r.register(&reg("a", "z1", "h1"), 1).unwrap();
+        r.register(&reg("a", "z1", "h2"), 1).unwrap();
+        assert_eq!(r.guard().expected().0, 4);
+        r.cancel("dev", "a", "z1", "h2", None, 2).unwrap();
+        assert_eq!(r.guard().expected().0, 2);
+    }
+}
