@@ -108,14 +108,13 @@ pub struct LogConfig {
 pub struct RegistryConfig {
     /// How long a long poll is held before answering "not modified" (`pollHold`, default 30s).
     pub poll_hold: Duration,
-    /// How often expired instances are evicted (`evictInterval`, default 60s).
+    /// How often expired instances are evicted (`evictInterval`, default 60s). Renews are
+    /// counted for self-preservation per window of the same length, as in the original.
     pub evict_interval: Duration,
     /// An instance not renewed for this long is evicted (`evictAfter`, default 90s).
     pub evict_after: Duration,
     /// The same while self-preservation is on (`evictAfterProtected`, default 3600s).
     pub evict_after_protected: Duration,
-    /// Renews are counted per window of this length (`guardWindow`, default 60s).
-    pub guard_window: Duration,
     /// How often the expected renew count is recomputed (`guardRecount`, default 15m).
     pub guard_recount: Duration,
     /// Protect mode (see [`Config::enable_protect`]) ends after this long at most (`protectTimeout`, default 60s).
@@ -258,7 +257,6 @@ fn parse(
         evict_after_protected: s
             .get("evictafterprotected", as_duration)?
             .unwrap_or(secs(3600)),
-        guard_window: s.get("guardwindow", as_period)?.unwrap_or(secs(60)),
         guard_recount: s.get("guardrecount", as_period)?.unwrap_or(secs(15 * 60)),
         protect_timeout: s.get("protecttimeout", as_duration)?.unwrap_or(secs(60)),
         self_renew_interval: s.get("selfrenewinterval", as_period)?.unwrap_or(secs(30)),
@@ -711,7 +709,6 @@ stdout = true
                 r.evict_interval,
                 r.evict_after,
                 r.evict_after_protected,
-                r.guard_window,
                 r.guard_recount,
                 r.protect_timeout,
                 r.self_renew_interval,
@@ -722,7 +719,6 @@ stdout = true
                 secs(60),
                 secs(90),
                 secs(3600),
-                secs(60),
                 secs(900),
                 secs(60),
                 secs(30),
@@ -825,7 +821,7 @@ stdout = true
             ("registry = 5", "registry"),
             ("[zones]\nsh2 = \"a\"", "zones"),
             ("[HTTPSERVER]\nMaxBody = 10", "HTTPSERVER.MaxBody"),
-            ("[Registry]\nGuardWindow = \"0\"", "Registry.GuardWindow"),
+            ("[Registry]\nGuardRecount = \"0\"", "Registry.GuardRecount"),
         ];
         for (extra, key) in cases {
             // Top-level keys must come before the first table header.

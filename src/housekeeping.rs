@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock;
+use crate::cluster::op::Op;
 use crate::metrics;
 use crate::node::Node;
 use crate::registry::scheduler::{SchedulerChange, SchedulerDir};
@@ -106,10 +107,14 @@ pub fn run(node: &Arc<Node>, shutdown: &Shutdown, mut schedulers: Option<Schedul
             let renewed =
                 node.registry
                     .renew(&me.env, &me.appid, &me.zone, &me.hostname, clock::now_ns());
-            if renewed.is_none() {
-                tracing::warn!("own registration was gone; registering again");
-                if let Err(e) = node.registry.register(&me, clock::now_ns()) {
-                    tracing::error!(error = %e, "cannot register this node");
+            match renewed {
+                Some(inst) => node.cluster.replicate(Op::Renew(inst), false),
+                None => {
+                    tracing::warn!("own registration was gone; registering again");
+                    match node.registry.register(&me, clock::now_ns()) {
+                        Ok(inst) => node.cluster.replicate(Op::Register(inst), false),
+                        Err(e) => tracing::error!(error = %e, "cannot register this node"),
+                    }
                 }
             }
         }

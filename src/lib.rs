@@ -8,12 +8,15 @@
 //! - [`http`] — request framing, responses, the per-connection loop.
 //! - [`api`] — routes, parameters, one handler per endpoint.
 //! - [`registry`] — apps, snapshots, instances, parked-poll waiters, eviction, guard, schedulers.
+//! - [`cluster`] — peers, replication, start-up sync, self-discovery; [`client`] — its HTTP client.
 //! - [`node`] — the state all cores share; [`housekeeping`] — timed chores on their own thread.
 //! - [`config`], [`cli`], [`logging`], [`metrics`], [`clock`], [`error`], [`shutdown`].
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod housekeeping;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::instance::{Registration, STATUS_UP};
@@ -28,6 +29,7 @@ pub struct Node {
     /// The address this node really listens on (the configured one, or the port picked for 0).
     pub addr: SocketAddr,
     pub metrics: Metrics,
+    pub cluster: Cluster,
     protected: AtomicBool,
 }
 
@@ -40,15 +42,17 @@ pub struct NodeInfo {
 }
 
 impl Node {
-    /// A node for `config`, listening on `addr`, with `cores` cores to notify of changes.
-    pub fn new(config: Config, addr: SocketAddr, cores: usize) -> Node {
-        let hub = Arc::new(Hub::new(cores));
+    /// A node for `config`, listening on `addr`, with `inboxes` runtimes (the cores and the
+    /// cluster thread) to notify of changes.
+    pub fn new(config: Config, addr: SocketAddr, inboxes: usize) -> Node {
+        let hub = Arc::new(Hub::new(inboxes));
         Node {
             protected: AtomicBool::new(config.enable_protect),
             registry: Registry::new(hub.clone()),
             hub,
             addr,
             metrics: Metrics::default(),
+            cluster: Cluster::default(),
             config,
         }
     }
@@ -80,41 +84,24 @@ impl Node {
         }
     }
 
-    /// Nodes of this zone: the configured seeds and every `infra.discovery` instance of the
-    /// zone, this node first and up.
+    /// Nodes of this zone: this node first and up, then its peers with their status.
     pub fn nodes(&self) -> Vec<NodeInfo> {
         let zone = &self.config.env.zone;
-        let me = self.addr.to_string();
-        let mut addrs = vec![me.clone()];
-        let seeds = self.config.nodes.iter().cloned();
-        let discovered = self
-            .registry
-            .snapshot(&self.config.env.deploy_env, SELF_APPID)
-            .map(|s| {
-                s.instances()
-                    .filter(|i| &*i.zone == zone)
-                    .flat_map(|i| i.addrs.iter())
-                    .filter_map(|a| a.strip_prefix("http://").map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for a in seeds.chain(discovered) {
-            if !addrs.contains(&a) && !self.is_me(&a) {
-                addrs.push(a);
-            }
-        }
-        addrs
-            .into_iter()
-            .map(|addr| NodeInfo {
-                status: if addr == me { NODE_UP } else { NODE_LOST },
-                addr,
-                zone: zone.clone(),
-            })
-            .collect()
+        let mut list = vec![NodeInfo {
+            addr: self.addr.to_string(),
+            status: NODE_UP,
+            zone: zone.clone(),
+        }];
+        list.extend(self.cluster.peers().own.iter().map(|p| NodeInfo {
+            addr: p.addr.clone(),
+            status: p.status(),
+            zone: p.zone.clone(),
+        }));
+        list
     }
 
     /// True when `addr` is this node's configured or actual address.
-    fn is_me(&self, addr: &str) -> bool {
+    pub fn is_me(&self, addr: &str) -> bool {
         addr == self.addr.to_string() || addr == self.config.http_server.addr.to_string()
     }
 }

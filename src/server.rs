@@ -14,6 +14,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::api::Api;
 use crate::clock;
+use crate::cluster::{self, op::Op};
 use crate::config::Config;
 use crate::housekeeping;
 use crate::http::conn::{self, Limits};
@@ -63,15 +64,19 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Arc<Shutdown>)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listener"))?
         .local_addr()?;
     let cores = listeners.len();
-    let node = Arc::new(Node::new(config, addr, cores));
+    // One change inbox per core, plus one for the cluster thread (index `cores`).
+    let node = Arc::new(Node::new(config, addr, cores + 1));
     let mut schedulers = node.config.dir.as_deref().map(SchedulerDir::new);
     if let Some(dir) = schedulers.as_mut() {
         housekeeping::apply_schedulers(&node, dir);
     }
+    let cluster = cluster::spawn(node.clone(), cores)?;
     let me = node.self_registration();
-    node.registry
+    let own = node
+        .registry
         .register(&me, clock::now_ns())
         .map_err(|e| io::Error::other(e.to_string()))?;
+    node.cluster.replicate(Op::Register(own), false);
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(cores);
@@ -95,17 +100,24 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Arc<Shutdown>)
     housekeeping::run(&node, &shutdown, schedulers);
 
     tracing::info!("shutting down: cancelling own registration, answering parked polls");
-    if let Err(e) = node.registry.cancel(
-        &me.env,
-        &me.appid,
-        &me.zone,
-        &me.hostname,
-        None,
-        clock::now_ns(),
-    ) {
-        tracing::warn!(error = %e, "own registration was already gone");
+    let now = clock::now_ns();
+    match node
+        .registry
+        .cancel(&me.env, &me.appid, &me.zone, &me.hostname, None, now)
+    {
+        Ok(inst) => node.cluster.replicate(
+            Op::Cancel {
+                inst,
+                latest_ts: now,
+            },
+            false,
+        ),
+        Err(e) => tracing::warn!(error = %e, "own registration was already gone"),
     }
     node.hub.shutdown();
+    if cluster.join().is_err() {
+        tracing::error!("the cluster thread panicked");
+    }
     for t in threads {
         if t.join().is_err() {
             tracing::error!("a core thread panicked");

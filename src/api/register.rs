@@ -3,6 +3,7 @@
 use simd_json::prelude::*;
 
 use super::params::Params;
+use crate::cluster::op::Op;
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::registry::instance::{Metadata, Registration, STATUS_UP, STATUS_WAITING};
@@ -67,6 +68,7 @@ pub fn parse(p: &Params) -> Result<Registration> {
         dirty_ts: timestamp(p, "dirty_timestamp")?,
         latest_ts: timestamp(p, "latest_timestamp")?,
         renew_ts: None,
+        up_ts: None,
         addrs,
     };
     if reg.addrs.is_empty() {
@@ -78,9 +80,12 @@ pub fn parse(p: &Params) -> Result<Registration> {
 /// Handles a register.
 pub fn handle(node: &Node, p: &Params, now: i64) -> Result<()> {
     let reg = parse(p)?;
-    p.bool("replication")?;
-    p.bool("from_zone")?;
-    node.registry.register(&reg, now)?;
+    let replication = p.bool("replication")?;
+    let from_zone = p.bool("from_zone")?;
+    let inst = node.registry.register(&reg, now)?;
+    if !replication {
+        node.cluster.replicate(Op::Register(inst), from_zone);
+    }
     Ok(())
 }
 

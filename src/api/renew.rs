@@ -2,6 +2,7 @@
 
 use super::envelope::Envelope;
 use super::params::Params;
+use crate::cluster::op::Op;
 use crate::error::{Error, Kind, Result};
 use crate::http::response::Framing;
 use crate::node::Node;
@@ -19,10 +20,13 @@ pub fn handle(
     let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
     let replication = p.bool("replication")?;
     let dirty = p.i64("dirty_timestamp")?.unwrap_or(0);
-    p.bool("from_zone")?;
+    let from_zone = p.bool("from_zone")?;
     let Some(inst) = node.registry.renew(env, appid, zone, hostname, now) else {
         return Err(Error::not_found(format!("{appid} {hostname} not found")));
     };
+    if !replication {
+        node.cluster.replicate(Op::Renew(inst.clone()), from_zone);
+    }
     // A peer's renew also compares versions: a newer peer copy asks for its register (-404),
     // an older one is told ours (-409 with our instance).
     let (code, message) = if !replication || dirty == inst.dirty_ts {

@@ -1,7 +1,10 @@
 //! POST `/discovery/set`: change status and/or metadata of several hosts of an app at once.
 
+use std::sync::Arc;
+
 use super::params::Params;
 use super::register::{parse_metadata, parse_status, timestamp};
+use crate::cluster::op::{Op, SetOp};
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::registry::HostChange;
@@ -30,8 +33,8 @@ pub fn handle(node: &Node, p: &Params, now: i64) -> Result<()> {
         }
     }
     let set_ts = timestamp(p, "set_timestamp")?.unwrap_or(now);
-    p.bool("replication")?;
-    p.bool("from_zone")?;
+    let replication = p.bool("replication")?;
+    let from_zone = p.bool("from_zone")?;
     let changes = hosts
         .iter()
         .enumerate()
@@ -46,5 +49,19 @@ pub fn handle(node: &Node, p: &Params, now: i64) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    node.registry.set(env, appid, zone, &changes, set_ts)
+    node.registry.set(env, appid, zone, &changes, set_ts)?;
+    if !replication {
+        let op = SetOp {
+            region: p.get("region").unwrap_or_default().to_owned(),
+            zone: zone.to_owned(),
+            env: env.to_owned(),
+            appid: appid.to_owned(),
+            hostnames: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            statuses: statuses.iter().map(|s| (*s).to_owned()).collect(),
+            metadata: metadata.iter().map(|m| (*m).to_owned()).collect(),
+            set_ts,
+        };
+        node.cluster.replicate(Op::Set(Arc::new(op)), from_zone);
+    }
+    Ok(())
 }

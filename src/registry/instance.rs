@@ -50,12 +50,14 @@ pub struct Registration {
     pub dirty_ts: Option<i64>,
     pub latest_ts: Option<i64>,
     pub renew_ts: Option<i64>,
+    /// Only a peer's copy of an instance (start-up sync, conflict adoption) carries it.
+    pub up_ts: Option<i64>,
 }
 
 impl Instance {
-    /// Builds the instance a registration describes. `up_ts` is given by the caller because a
-    /// re-register keeps the previous one.
-    pub fn new(reg: &Registration, now: i64, up_ts: Option<i64>) -> Instance {
+    /// Builds the instance a registration describes. `previous_up_ts` is the replaced
+    /// instance's, which a re-register keeps unless the registration brings its own.
+    pub fn new(reg: &Registration, now: i64, previous_up_ts: Option<i64>) -> Instance {
         Instance {
             region: reg.region.as_str().into(),
             zone: reg.zone.as_str().into(),
@@ -67,7 +69,7 @@ impl Instance {
             metadata: reg.metadata.clone(),
             status: reg.status,
             reg_ts: reg.reg_ts.unwrap_or(now),
-            up_ts: up_ts.unwrap_or(now),
+            up_ts: reg.up_ts.or(previous_up_ts).unwrap_or(now),
             dirty_ts: reg.dirty_ts.unwrap_or(now),
             latest_ts: reg.latest_ts.unwrap_or(now),
             renew_ts: AtomicI64::new(reg.renew_ts.unwrap_or(now)),

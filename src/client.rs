@@ -1,0 +1,186 @@
+//! A small HTTP/1.1 client on monoio for talking to peers: one keep-alive connection, requests
+//! with a deadline, answers framed by Content-Length or chunked encoding (Go peers chunk large
+//! answers). It never blocks a thread; a call that misses its deadline drops the connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::http::request::{parse_body, BodyKind};
+
+/// Largest answer accepted from a peer (a `fetch/all` of a big registry).
+const MAX_ANSWER_BYTES: usize = 1 << 30;
+
+/// A peer's answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// True when the peer is this implementation (it names itself in `Server`).
+    pub ours: bool,
+    pub body: Vec<u8>,
+}
+
+/// One keep-alive connection to `addr`.
+pub struct Client {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time")
+}
+
+impl Client {
+    /// A client for `addr`; connects on first use.
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            stream: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one request and reads its answer, connecting first if needed (within `dial`).
+    /// Any failure closes the connection so the next call starts clean.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        target: &str,
+        form: &str,
+        dial: Duration,
+        timeout: Duration,
+    ) -> io::Result<Answer> {
+        if self.stream.is_none() {
+            let stream = monoio::time::timeout(dial, TcpStream::connect_addr(self.addr))
+                .await
+                .map_err(|_| timed_out())??;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(stream);
+        }
+        let result = monoio::time::timeout(timeout, self.exchange(method, target, form))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        if result.as_ref().map_or(true, |a| !a.1) {
+            self.stream = None;
+        }
+        result.map(|(answer, _)| answer)
+    }
+
+    /// Writes the request and reads the answer; the bool says whether the connection may be
+    /// reused.
+    async fn exchange(
+        &mut self,
+        method: &str,
+        target: &str,
+        form: &str,
+    ) -> io::Result<(Answer, bool)> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
+        };
+        let mut req = Vec::with_capacity(160 + form.len());
+        req.extend_from_slice(method.as_bytes());
+        req.push(b' ');
+        req.extend_from_slice(target.as_bytes());
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        req.extend_from_slice(self.addr.to_string().as_bytes());
+        req.extend_from_slice(b"\r\nUser-Agent: discovery-rs\r\n");
+        if method == "POST" {
+            req.extend_from_slice(
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ",
+            );
+            req.extend_from_slice(itoa::Buffer::new().format(form.len()).as_bytes());
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"\r\n");
+        if method == "POST" {
+            req.extend_from_slice(form.as_bytes());
+        }
+        let (res, _) = stream.write_all(req).await;
+        res?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        loop {
+            if let Some(done) = parse_answer(&buf)? {
+                self.buf = buf;
+                return Ok(done);
+            }
+            buf.reserve(16 * 1024);
+            let (len, cap) = (buf.len(), buf.capacity());
+            let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
+            buf = slice.into_inner();
+            if res? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                ));
+            }
+        }
+    }
+}
+
+fn bad(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad answer from peer: {why}"),
+    )
+}
+
+/// Frames a complete answer in `buf`, or `None` if more bytes are needed.
+fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(bad(&e.to_string())),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut kind = None;
+    let mut keep = resp.version == Some(1);
+    let mut ours = false;
+    for h in resp.headers.iter() {
+        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            kind = Some(BodyKind::Length(
+                value.parse().map_err(|_| bad("content-length"))?,
+            ));
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
+            kind = Some(BodyKind::Chunked);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            keep = !value.eq_ignore_ascii_case("close");
+        } else if h.name.eq_ignore_ascii_case("server") {
+            ours = value.starts_with("discovery-rs");
+        }
+    }
+    // Without framing the body runs to the close: not reusable, and we only take framed ones.
+    let kind = kind.ok_or_else(|| bad("no content-length"))?;
+    match parse_body(&buf[head_len..], kind, MAX_ANSWER_BYTES) {
+        Ok(Some((body, _))) => Ok(Some((Answer { status, ours, body }, keep))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(bad(&format!("{e:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_length_and_chunked_answers() {
+        let a = b"HTTP/1.1 200 OK\r\nServer: discovery-rs\r\nContent-Length: 2\r\n\r\n{}";
+        let (answer, keep) = parse_answer(a).unwrap().unwrap();
+        assert!(answer.ours && keep && answer.body == b"{}");
+        assert!(parse_answer(&a[..a.len() - 1]).unwrap().is_none());
+        let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        let (answer, keep) = parse_answer(c).unwrap().unwrap();
+        assert!(!answer.ours && !keep && answer.body == b"{}");
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+    }
+}

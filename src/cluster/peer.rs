@@ -1,0 +1,245 @@
+//! One peer node: bounded queues of ops to forward (one per lane, so ops on one instance keep
+//! their order) and the tasks that send them over keep-alive connections. A dead peer costs its
+//! timeouts and nothing more: a failed call drops what was queued for it (counted), and the
+//! lane backs off before trying again.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+
+use super::op::Op;
+use super::sync::instance_from_json;
+use crate::client::Client;
+use crate::clock;
+use crate::node::{Node, NODE_LOST, NODE_UP};
+
+/// Connections (and queues) per peer.
+pub const LANES: usize = 4;
+/// Ops waiting per lane before new ones are dropped.
+const QUEUE_BOUND: usize = 16 * 1024;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Lane {
+    queue: Mutex<VecDeque<Op>>,
+    waker: AtomicWaker,
+}
+
+/// A peer and its outgoing queues.
+pub struct Peer {
+    /// As configured or discovered: `host:port`.
+    pub addr: String,
+    pub zone: String,
+    /// In this node's zone (gets every write) or another (gets client writes, re-forwards).
+    pub own_zone: bool,
+    status: AtomicU8,
+    /// Ops dropped: queue full, or lost with a failed call.
+    pub dropped: AtomicU64,
+    /// Set when the peer left the cluster or the node is stopping: lanes finish their queue
+    /// and end.
+    closing: AtomicBool,
+    lanes: [Lane; LANES],
+}
+
+impl Peer {
+    /// A peer not contacted yet (`lost` until a call succeeds).
+    pub fn new(addr: String, zone: String, own_zone: bool) -> Peer {
+        Peer {
+            addr,
+            zone,
+            own_zone,
+            status: AtomicU8::new(NODE_LOST),
+            dropped: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            lanes: Default::default(),
+        }
+    }
+
+    /// `NODE_UP` after a successful call, `NODE_LOST` after a failed one.
+    pub fn status(&self) -> u8 {
+        self.status.load(Ordering::Relaxed)
+    }
+
+    /// Records the outcome of a call, logging changes.
+    pub fn mark(&self, up: bool, why: &dyn std::fmt::Display) {
+        let new = if up { NODE_UP } else { NODE_LOST };
+        if self.status.swap(new, Ordering::Relaxed) != new {
+            if up {
+                tracing::info!(peer = %self.addr, zone = %self.zone, "peer up");
+            } else {
+                tracing::warn!(peer = %self.addr, zone = %self.zone, error = %why, "peer lost");
+            }
+        }
+    }
+
+    /// Queues `op` without waiting; drops it when the lane is full.
+    pub fn submit(&self, op: Op) {
+        let lane = &self.lanes[op.lane(LANES)];
+        let mut q = lane.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= QUEUE_BOUND {
+            drop(q);
+            self.drop_ops(1, "queue full");
+            return;
+        }
+        let was_empty = q.is_empty();
+        q.push_back(op);
+        drop(q);
+        if was_empty {
+            lane.waker.wake();
+        }
+    }
+
+    fn drop_ops(&self, n: u64, why: &str) {
+        let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+        // Log the first drop and then every thousandth, not every op of a dead peer.
+        if before == 0 || (before + n) / 1000 > before / 1000 {
+            tracing::warn!(peer = %self.addr, dropped_total = before + n, why, "replication ops dropped");
+        }
+    }
+
+    /// Asks the lanes to finish what is queued and stop.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for lane in &self.lanes {
+            lane.waker.wake();
+        }
+    }
+
+    /// Ops waiting in all lanes.
+    pub fn queued(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|l| l.queue.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    async fn next(&self, lane: usize) -> Option<Op> {
+        let lane = &self.lanes[lane];
+        std::future::poll_fn(|cx| {
+            lane.waker.register(cx.waker());
+            let mut q = lane.queue.lock().unwrap_or_else(|e| e.into_inner());
+            match q.pop_front() {
+                Some(op) => Poll::Ready(Some(op)),
+                None if self.closing.load(Ordering::SeqCst) => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn clear_lane(&self, lane: usize) -> usize {
+        let mut q = self.lanes[lane]
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = q.len();
+        q.clear();
+        n
+    }
+
+    fn resolve(&self) -> Option<SocketAddr> {
+        self.addr.to_socket_addrs().ok()?.next()
+    }
+
+    /// Sends the ops of one lane until the peer is closed and the lane drained.
+    pub async fn run_lane(self: Arc<Self>, lane: usize, node: Arc<Node>) {
+        let cfg = &node.config.http_client;
+        let mut client: Option<Client> = None;
+        let mut backoff = BACKOFF_FIRST;
+        while let Some(op) = self.next(lane).await {
+            if client.is_none() {
+                client = self.resolve().map(Client::new);
+            }
+            let Some(c) = client.as_mut() else {
+                self.mark(false, &"cannot resolve address");
+                self.drop_ops(1 + self.clear_lane(lane) as u64, "unresolvable peer");
+                monoio::time::sleep(BACKOFF_MAX).await;
+                continue;
+            };
+            match send(c, &op, &self, &node, cfg.dial, cfg.timeout).await {
+                Ok(()) => {
+                    self.mark(true, &"ok");
+                    backoff = BACKOFF_FIRST;
+                }
+                Err(e) => {
+                    self.mark(false, &e);
+                    // The peer resynchronises by itself: a restarted node syncs at start-up and
+                    // a partitioned one answers the next renew with -404, which sends a register.
+                    let n = 1 + self.clear_lane(lane) as u64;
+                    self.drop_ops(n, "peer unreachable");
+                    if self.closing.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    monoio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// Sends one op; follows up a renew the peer does not know (-404) with a register, and adopts
+/// the peer's newer copy on a conflict (-409).
+async fn send(
+    c: &mut Client,
+    op: &Op,
+    peer: &Peer,
+    node: &Node,
+    dial: Duration,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let other_zone = !peer.own_zone;
+    let answer = c
+        .call("POST", op.path(), &op.form(other_zone), dial, timeout)
+        .await?;
+    if answer.status != 200 {
+        return Err(std::io::Error::other(format!("HTTP {}", answer.status)));
+    }
+    let (code, data) = parse_code(&answer.body);
+    match (op, code) {
+        (_, 0) => {}
+        (Op::Renew(inst), -404) => {
+            let register = Op::Register(inst.clone());
+            c.call(
+                "POST",
+                register.path(),
+                &register.form(other_zone),
+                dial,
+                timeout,
+            )
+            .await?;
+        }
+        (Op::Renew(_), -409) => match data.as_deref().map(instance_from_json) {
+            Some(Ok(reg)) => {
+                tracing::debug!(peer = %peer.addr, appid = %reg.appid, hostname = %reg.hostname, "adopting the peer's newer instance");
+                let _ = node.registry.register(&reg, clock::now_ns());
+            }
+            _ => tracing::warn!(peer = %peer.addr, "conflict answer without a usable instance"),
+        },
+        (_, code) => {
+            tracing::debug!(peer = %peer.addr, path = op.path(), code, "peer refused a replicated write");
+        }
+    }
+    Ok(())
+}
+
+/// The `code` of an envelope and, when present, its raw `data`.
+fn parse_code(body: &[u8]) -> (i64, Option<Vec<u8>>) {
+    use simd_json::prelude::*;
+    let mut bytes = body.to_vec();
+    let Ok(v) = simd_json::to_owned_value(&mut bytes) else {
+        return (-500, None);
+    };
+    let code = v.get("code").and_then(|c| c.as_i64()).unwrap_or(-500);
+    let data = v
+        .get("data")
+        .filter(|d| !d.is_null())
+        .and_then(|d| simd_json::to_vec(d).ok());
+    (code, data)
+}
