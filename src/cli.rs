@@ -56,7 +56,8 @@ ENVIRONMENT:
     REGION, ZONE, DEPLOY_ENV, HOSTNAME
                       Used for [env] region, zone, DeployEnv and host when the config
                       leaves them empty (host falls back to the system hostname).
-    RUST_LOG          Log filter, e.g. `debug` or `discovery=debug` (default: info).
+    RUST_LOG          Log filter, e.g. `debug` or `discovery=debug` (default: info);
+                      `info,access=debug` adds one access-log line per request.
     MONOIO_FORCE_LEGACY_DRIVER=1
                       Use epoll instead of io_uring.
 

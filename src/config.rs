@@ -71,7 +71,9 @@ pub struct EnvConfig {
 pub struct HttpServerConfig {
     /// Listen address `ip:port` (`addr`); also how peers reach this node.
     pub addr: SocketAddr,
-    /// The original's request time limit (`timeout`, default 40s); it must outlast `registry.pollHold`.
+    /// The original's request time limit (`timeout`, default 40s). Parsed and validated for
+    /// compatibility; this server bounds requests with `idle_timeout`, `header_timeout` and
+    /// `registry.poll_hold` instead.
     pub timeout: Duration,
     /// Worker threads (`threads`); 0 means one per core.
     pub threads: usize,
@@ -88,7 +90,8 @@ pub struct HttpServerConfig {
 pub struct HttpClientConfig {
     /// Connect timeout (`dial`, default 1s).
     pub dial: Duration,
-    /// How long an idle pooled connection is kept (`keepAlive`, default 60s).
+    /// The original's idle-connection lifetime (`keepAlive`, default 60s). Parsed for
+    /// compatibility; a peer connection here stays open until it fails.
     pub keep_alive: Duration,
     /// Whole-request timeout (`timeout`, default 1s).
     pub timeout: Duration,

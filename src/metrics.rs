@@ -28,102 +28,77 @@ pub fn add(g: &AtomicI64, d: i64) {
     g.fetch_add(d, Ordering::Relaxed);
 }
 
+/// A value computed at scrape time: name, type, help, value.
+pub type Sample<'a> = (&'a str, &'a str, &'a str, i64);
+
 impl Metrics {
-    /// The exposition text; `apps` and `instances` are counted by the caller.
-    pub fn render(
-        &self,
-        apps: usize,
-        instances: usize,
-        renews_last_window: i64,
-        expected: i64,
-    ) -> String {
-        let mut s = String::with_capacity(1024);
-        let mut line = |name: &str, kind: &str, help: &str, value: i64| {
+    /// The exposition text: the counters here, then `computed` samples from the caller.
+    pub fn render(&self, computed: &[Sample<'_>]) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
+        let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed);
+        let own: [Sample<'_>; 9] = [
+            (
+                "discovery_requests_total",
+                "counter",
+                "HTTP requests answered.",
+                get(&self.requests),
+            ),
+            (
+                "discovery_bad_requests_total",
+                "counter",
+                "Requests answered with ecode -400.",
+                get(&self.bad_requests),
+            ),
+            (
+                "discovery_connections_open",
+                "gauge",
+                "Open client connections.",
+                gauge(&self.connections_open),
+            ),
+            (
+                "discovery_polls_parked",
+                "gauge",
+                "Long-polls waiting for a change.",
+                gauge(&self.polls_parked),
+            ),
+            (
+                "discovery_polls_answered_total",
+                "counter",
+                "Long-polls answered with data.",
+                get(&self.polls_answered),
+            ),
+            (
+                "discovery_poll_timeouts_total",
+                "counter",
+                "Long-polls answered -304 at the deadline.",
+                get(&self.poll_timeouts),
+            ),
+            (
+                "discovery_evict_rounds_total",
+                "counter",
+                "Eviction rounds run.",
+                get(&self.evict_rounds),
+            ),
+            (
+                "discovery_evicted_total",
+                "counter",
+                "Instances evicted for missing renews.",
+                get(&self.evicted),
+            ),
+            (
+                "discovery_self_preservation",
+                "gauge",
+                "1 while eviction is held back by self-preservation.",
+                gauge(&self.self_preservation),
+            ),
+        ];
+        let mut s = String::with_capacity(2048);
+        for (name, kind, help, value) in own.iter().chain(computed) {
             let _ = writeln!(
                 s,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
-        };
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
-        let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed);
-        line(
-            "discovery_apps",
-            "gauge",
-            "Apps (env, appid) with at least one instance.",
-            apps as i64,
-        );
-        line(
-            "discovery_instances",
-            "gauge",
-            "Registered instances.",
-            instances as i64,
-        );
-        line(
-            "discovery_requests_total",
-            "counter",
-            "HTTP requests answered.",
-            get(&self.requests),
-        );
-        line(
-            "discovery_bad_requests_total",
-            "counter",
-            "Requests answered with ecode -400.",
-            get(&self.bad_requests),
-        );
-        line(
-            "discovery_connections_open",
-            "gauge",
-            "Open client connections.",
-            gauge(&self.connections_open),
-        );
-        line(
-            "discovery_polls_parked",
-            "gauge",
-            "Long-polls waiting for a change.",
-            gauge(&self.polls_parked),
-        );
-        line(
-            "discovery_polls_answered_total",
-            "counter",
-            "Long-polls answered with data.",
-            get(&self.polls_answered),
-        );
-        line(
-            "discovery_poll_timeouts_total",
-            "counter",
-            "Long-polls answered -304 at the deadline.",
-            get(&self.poll_timeouts),
-        );
-        line(
-            "discovery_evict_rounds_total",
-            "counter",
-            "Eviction rounds run.",
-            get(&self.evict_rounds),
-        );
-        line(
-            "discovery_evicted_total",
-            "counter",
-            "Instances evicted for missing renews.",
-            get(&self.evicted),
-        );
-        line(
-            "discovery_renews_last_window",
-            "gauge",
-            "Renews counted in the last guard window.",
-            renews_last_window,
-        );
-        line(
-            "discovery_renews_expected",
-            "gauge",
-            "Renews expected per guard window.",
-            expected,
-        );
-        line(
-            "discovery_self_preservation",
-            "gauge",
-            "1 while eviction is held back by self-preservation.",
-            gauge(&self.self_preservation),
-        );
+        }
         s
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clock;
+use crate::cluster;
 use crate::error::{Error, Kind, Result};
 use crate::http::conn::{Request, Service, Watch};
 use crate::http::request::Method;
@@ -78,6 +79,69 @@ impl Route {
     }
 }
 
+/// The `/metrics` text: the node's counters plus what is counted at scrape time.
+fn metrics_text(node: &Node) -> String {
+    let (apps, instances) = node.registry.size();
+    let guard = node.registry.guard();
+    let peers = node.cluster.peers();
+    let all: Vec<_> = peers
+        .own
+        .iter()
+        .chain(peers.zones.values().flatten())
+        .collect();
+    let count = |f: &dyn Fn(&cluster::peer::Peer) -> i64| all.iter().map(|p| f(p)).sum::<i64>();
+    node.metrics.render(&[
+        (
+            "discovery_apps",
+            "gauge",
+            "Apps (env, appid) with at least one instance.",
+            apps as i64,
+        ),
+        (
+            "discovery_instances",
+            "gauge",
+            "Registered instances.",
+            instances as i64,
+        ),
+        (
+            "discovery_renews_last_window",
+            "gauge",
+            "Renews counted in the last guard window.",
+            guard.renews_last_window(),
+        ),
+        (
+            "discovery_renews_expected",
+            "gauge",
+            "Renews expected per guard window.",
+            guard.expected().0,
+        ),
+        (
+            "discovery_peers",
+            "gauge",
+            "Peer nodes known (all zones).",
+            all.len() as i64,
+        ),
+        (
+            "discovery_peers_up",
+            "gauge",
+            "Peer nodes whose last call succeeded.",
+            count(&|p| i64::from(p.status() == crate::node::NODE_UP)),
+        ),
+        (
+            "discovery_replication_queued",
+            "gauge",
+            "Replicated writes waiting to be sent.",
+            count(&|p| p.queued() as i64),
+        ),
+        (
+            "discovery_replication_dropped_total",
+            "counter",
+            "Replicated writes dropped (peer unreachable or queue full).",
+            count(&|p| p.dropped.load(std::sync::atomic::Ordering::Relaxed) as i64),
+        ),
+    ])
+}
+
 /// One core's API service.
 pub struct Api {
     pub node: Arc<Node>,
@@ -126,14 +190,7 @@ impl Api {
                 .await;
             }
             Route::Metrics => {
-                let (apps, instances) = node.registry.size();
-                let guard = node.registry.guard();
-                let text = node.metrics.render(
-                    apps,
-                    instances,
-                    guard.renews_last_window(),
-                    guard.expected().0,
-                );
+                let text = metrics_text(node);
                 let open = response::begin(out, 200, "text/plain; version=0.0.4", framing);
                 out.extend_from_slice(text.as_bytes());
                 open.finish(out);
