@@ -9,9 +9,11 @@ pub mod params;
 pub mod poll;
 pub mod register;
 pub mod renew;
+pub mod replicate;
 pub mod set;
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +35,7 @@ pub enum Route {
     Renew,
     Cancel,
     Set,
+    Replicate,
     Fetch,
     Fetchs,
     FetchAll,
@@ -50,6 +53,7 @@ impl Route {
             "/discovery/renew" => (Route::Renew, true),
             "/discovery/cancel" => (Route::Cancel, true),
             "/discovery/set" => (Route::Set, true),
+            "/discovery/replicate" => (Route::Replicate, true),
             "/discovery/fetch" => (Route::Fetch, false),
             "/discovery/fetchs" => (Route::Fetchs, false),
             "/discovery/fetch/all" => (Route::FetchAll, false),
@@ -134,10 +138,22 @@ fn metrics_text(node: &Node) -> String {
             count(&|p| p.queued() as i64),
         ),
         (
+            "discovery_replication_ops_total",
+            "counter",
+            "Replicated writes delivered to peers.",
+            count(&|p| p.ops_sent.load(Ordering::Relaxed) as i64),
+        ),
+        (
+            "discovery_replication_requests_total",
+            "counter",
+            "Requests that carried them (fewer when batched).",
+            count(&|p| p.requests_sent.load(Ordering::Relaxed) as i64),
+        ),
+        (
             "discovery_replication_dropped_total",
             "counter",
             "Replicated writes dropped (peer unreachable or queue full).",
-            count(&|p| p.dropped.load(std::sync::atomic::Ordering::Relaxed) as i64),
+            count(&|p| p.dropped.load(Ordering::Relaxed) as i64),
         ),
     ])
 }
@@ -153,7 +169,7 @@ impl Api {
     async fn dispatch(
         &self,
         route: Route,
-        p: &Params,
+        req: &Request,
         out: &mut Vec<u8>,
         framing: Framing,
         watch: &mut Watch<'_>,
@@ -166,7 +182,15 @@ impl Api {
             ));
         }
         let now = clock::now_ns();
+        if route == Route::Replicate {
+            replicate::handle(node, &req.body, now, out, framing);
+            return Ok(framing.keep_alive);
+        }
+        let params = Params::parse(req.head.query.as_bytes(), &req.body);
+        let p = &params;
         match route {
+            // Answered above, from the raw body.
+            Route::Replicate => {}
             Route::Register => {
                 register::handle(node, p, now).map(|()| envelope::ok(out, framing))?
             }
@@ -223,8 +247,7 @@ impl Service for Api {
                 return framing.keep_alive;
             }
         };
-        let params = Params::parse(req.head.query.as_bytes(), &req.body);
-        let (keep, code) = match self.dispatch(route, &params, out, framing, watch).await {
+        let (keep, code) = match self.dispatch(route, &req, out, framing, watch).await {
             Ok(keep) => (keep, 0),
             Err(e) => {
                 if e.kind == Kind::BadParam {

@@ -39,6 +39,16 @@ impl Op {
         }
     }
 
+    /// The op's name in a `/discovery/replicate` batch line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Register(_) => "register",
+            Op::Renew(_) => "renew",
+            Op::Cancel { .. } => "cancel",
+            Op::Set(_) => "set",
+        }
+    }
+
     /// Which queue of a peer the op goes to: ops on one instance keep their order.
     pub fn lane(&self, lanes: usize) -> usize {
         use std::hash::{Hash, Hasher};

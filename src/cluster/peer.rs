@@ -20,6 +20,8 @@ use crate::node::{Node, NODE_LOST, NODE_UP};
 
 /// Connections (and queues) per peer.
 pub const LANES: usize = 4;
+/// Most ops in one `/discovery/replicate` request to a peer of ours.
+const BATCH_MAX: usize = 256;
 /// Ops waiting per lane before new ones are dropped.
 const QUEUE_BOUND: usize = 16 * 1024;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -41,6 +43,11 @@ pub struct Peer {
     status: AtomicU8,
     /// Ops dropped: queue full, or lost with a failed call.
     pub dropped: AtomicU64,
+    /// Ops delivered, and the requests that carried them (fewer when batched).
+    pub ops_sent: AtomicU64,
+    pub requests_sent: AtomicU64,
+    /// The peer named itself `discovery-rs`: ops go to it in batches.
+    ours: AtomicBool,
     /// Set when the peer left the cluster or the node is stopping: lanes finish their queue
     /// and end.
     closing: AtomicBool,
@@ -56,6 +63,9 @@ impl Peer {
             own_zone,
             status: AtomicU8::new(NODE_LOST),
             dropped: AtomicU64::new(0),
+            ops_sent: AtomicU64::new(0),
+            requests_sent: AtomicU64::new(0),
+            ours: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             lanes: Default::default(),
         }
@@ -133,6 +143,16 @@ impl Peer {
         .await
     }
 
+    /// Up to `max` more ops of the lane that are already waiting.
+    fn take(&self, lane: usize, max: usize) -> Vec<Op> {
+        let mut q = self.lanes[lane]
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+
     fn clear_lane(&self, lane: usize) -> usize {
         let mut q = self.lanes[lane]
             .queue
@@ -152,27 +172,38 @@ impl Peer {
         let cfg = &node.config.http_client;
         let mut client: Option<Client> = None;
         let mut backoff = BACKOFF_FIRST;
-        while let Some(op) = self.next(lane).await {
+        while let Some(first) = self.next(lane).await {
+            let mut ops = vec![first];
+            if self.ours.load(Ordering::Relaxed) {
+                ops.extend(self.take(lane, BATCH_MAX - 1));
+            }
             if client.is_none() {
                 client = self.resolve().map(Client::new);
             }
             let Some(c) = client.as_mut() else {
                 self.mark(false, &"cannot resolve address");
-                self.drop_ops(1 + self.clear_lane(lane) as u64, "unresolvable peer");
+                let n = ops.len() + self.clear_lane(lane);
+                self.drop_ops(n as u64, "unresolvable peer");
                 monoio::time::sleep(BACKOFF_MAX).await;
                 continue;
             };
-            match send(c, &op, &self, &node, cfg.dial, cfg.timeout).await {
+            let sent = if ops.len() > 1 {
+                send_batch(c, &ops, &self, &node, cfg.dial, cfg.timeout).await
+            } else {
+                send(c, &ops[0], &self, &node, cfg.dial, cfg.timeout).await
+            };
+            match sent {
                 Ok(()) => {
                     self.mark(true, &"ok");
+                    self.ops_sent.fetch_add(ops.len() as u64, Ordering::Relaxed);
                     backoff = BACKOFF_FIRST;
                 }
                 Err(e) => {
                     self.mark(false, &e);
                     // The peer resynchronises by itself: a restarted node syncs at start-up and
                     // a partitioned one answers the next renew with -404, which sends a register.
-                    let n = 1 + self.clear_lane(lane) as u64;
-                    self.drop_ops(n, "peer unreachable");
+                    let n = ops.len() + self.clear_lane(lane);
+                    self.drop_ops(n as u64, "peer unreachable");
                     if self.closing.load(Ordering::SeqCst) {
                         return;
                     }
@@ -184,8 +215,7 @@ impl Peer {
     }
 }
 
-/// Sends one op; follows up a renew the peer does not know (-404) with a register, and adopts
-/// the peer's newer copy on a conflict (-409).
+/// Sends one op with the original's per-op protocol, then [`follow_up`] its answer.
 async fn send(
     c: &mut Client,
     op: &Op,
@@ -198,35 +228,118 @@ async fn send(
     let answer = c
         .call("POST", op.path(), &op.form(other_zone), dial, timeout)
         .await?;
+    peer.requests_sent.fetch_add(1, Ordering::Relaxed);
+    if answer.ours {
+        peer.ours.store(true, Ordering::Relaxed);
+    }
     if answer.status != 200 {
         return Err(std::io::Error::other(format!("HTTP {}", answer.status)));
     }
     let (code, data) = parse_code(&answer.body);
-    match (op, code) {
-        (_, 0) => {}
-        (Op::Renew(inst), -404) => {
-            let register = Op::Register(inst.clone());
-            c.call(
-                "POST",
-                register.path(),
-                &register.form(other_zone),
-                dial,
-                timeout,
-            )
-            .await?;
-        }
-        (Op::Renew(_), -409) => match data.as_deref().map(instance_from_json) {
-            Some(Ok(reg)) => {
-                tracing::debug!(peer = %peer.addr, appid = %reg.appid, hostname = %reg.hostname, "adopting the peer's newer instance");
-                let _ = node.registry.register(&reg, clock::now_ns());
-            }
-            _ => tracing::warn!(peer = %peer.addr, "conflict answer without a usable instance"),
-        },
-        (_, code) => {
-            tracing::debug!(peer = %peer.addr, path = op.path(), code, "peer refused a replicated write");
-        }
+    if let Some(register) = follow_up(op, code, data.as_deref(), peer, node) {
+        c.call(
+            "POST",
+            register.path(),
+            &register.form(other_zone),
+            dial,
+            timeout,
+        )
+        .await?;
+        peer.requests_sent.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Sends several ops in one `/discovery/replicate` request (peers of ours only); a peer that
+/// does not know the endpoint gets them one by one from now on.
+async fn send_batch(
+    c: &mut Client,
+    ops: &[Op],
+    peer: &Peer,
+    node: &Node,
+    dial: Duration,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let other_zone = !peer.own_zone;
+    let mut body = String::with_capacity(ops.len() * 256);
+    for op in ops {
+        body.push_str("op=");
+        body.push_str(op.name());
+        body.push('&');
+        body.push_str(&op.form(other_zone));
+        body.push('\n');
+    }
+    let answer = c
+        .call("POST", "/discovery/replicate", &body, dial, timeout)
+        .await?;
+    peer.requests_sent.fetch_add(1, Ordering::Relaxed);
+    if answer.status == 404 || answer.status == 405 {
+        tracing::info!(peer = %peer.addr, "peer does not take batches; sending ops one by one");
+        peer.ours.store(false, Ordering::Relaxed);
+        for op in ops {
+            send(c, op, peer, node, dial, timeout).await?;
+        }
+        return Ok(());
+    }
+    if answer.status != 200 {
+        return Err(std::io::Error::other(format!("HTTP {}", answer.status)));
+    }
+    let results = parse_batch(&answer.body);
+    let follow: Vec<Op> = ops
+        .iter()
+        .zip(results)
+        .filter_map(|(op, (code, data))| follow_up(op, code, data.as_deref(), peer, node))
+        .collect();
+    match follow.len() {
+        0 => Ok(()),
+        1 => send(c, &follow[0], peer, node, dial, timeout).await,
+        _ => Box::pin(send_batch(c, &follow, peer, node, dial, timeout)).await,
+    }
+}
+
+/// What a peer's answer to `op` asks for: a renew it does not know (-404) wants the register;
+/// a conflict (-409) brings the peer's newer instance, which is adopted here.
+fn follow_up(op: &Op, code: i64, data: Option<&[u8]>, peer: &Peer, node: &Node) -> Option<Op> {
+    match (op, code) {
+        (_, 0) => None,
+        (Op::Renew(inst), -404) => Some(Op::Register(inst.clone())),
+        (Op::Renew(_), -409) => {
+            match data.map(instance_from_json) {
+                Some(Ok(reg)) => {
+                    tracing::debug!(peer = %peer.addr, appid = %reg.appid, hostname = %reg.hostname, "adopting the peer's newer instance");
+                    let _ = node.registry.register(&reg, clock::now_ns());
+                }
+                _ => tracing::warn!(peer = %peer.addr, "conflict answer without a usable instance"),
+            }
+            None
+        }
+        (_, code) => {
+            tracing::debug!(peer = %peer.addr, op = op.name(), code, "peer refused a replicated write");
+            None
+        }
+    }
+}
+
+/// The per-op results of a batch answer.
+fn parse_batch(body: &[u8]) -> Vec<(i64, Option<Vec<u8>>)> {
+    use simd_json::prelude::*;
+    let mut bytes = body.to_vec();
+    let Ok(v) = simd_json::to_owned_value(&mut bytes) else {
+        return Vec::new();
+    };
+    v.get("data")
+        .and_then(|d| d.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    let code = item.get("code").and_then(|c| c.as_i64()).unwrap_or(-500);
+                    let data = item.get("data").and_then(|d| simd_json::to_vec(d).ok());
+                    (code, data)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `code` of an envelope and, when present, its raw `data`.

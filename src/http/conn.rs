@@ -115,6 +115,8 @@ enum Read {
     TimedOut,
 }
 
+/// Reads more into `rbuf`. On `TimedOut` the buffer went down with the cancelled read and
+/// `rbuf` is left empty, so callers only close the connection then.
 async fn read_more(stream: &mut TcpStream, rbuf: &mut Vec<u8>, limit: Duration) -> Read {
     rbuf.reserve(READ_CHUNK);
     let len = rbuf.len();
@@ -165,15 +167,13 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
             if !out.is_empty() && !write(&mut stream, &mut out).await {
                 return;
             }
-            let limit = if rbuf.is_empty() {
-                limits.idle
-            } else {
-                limits.header
-            };
+            // Decided before reading: a timed-out read consumes the buffer it was given.
+            let idle = rbuf.is_empty();
+            let limit = if idle { limits.idle } else { limits.header };
             match read_more(&mut stream, &mut rbuf, limit).await {
                 Read::Data => {}
                 Read::Closed => return,
-                Read::TimedOut if rbuf.is_empty() => return,
+                Read::TimedOut if idle => return,
                 Read::TimedOut => {
                     response::plain(&mut out, 408, "request incomplete in time", close);
                     write(&mut stream, &mut out).await;
