@@ -81,7 +81,8 @@ pub struct HttpServerConfig {
     pub max_body_bytes: usize,
     /// How long an idle keep-alive connection is kept (`idleTimeout`, default 90s).
     pub idle_timeout: Duration,
-    /// How long a client may take to send request headers (`headerTimeout`, default 10s).
+    /// How long a client may take to send a whole request once its first byte arrived, head
+    /// and body (`headerTimeout`, default 10s).
     pub header_timeout: Duration,
 }
 

@@ -35,7 +35,8 @@ pub fn fetch(node: &Node, p: &Params, out: &mut Vec<u8>, framing: Framing) -> Re
 
 /// Handles fetchs: `{appid: InstanceInfo}` for the apps found.
 pub fn fetchs(node: &Node, p: &Params, out: &mut Vec<u8>, framing: Framing) -> Result<()> {
-    let appids = p.list("appid");
+    // An app named twice is answered once, as the original's map does.
+    let appids: Vec<&str> = p.unique_list("appid").into_iter().map(|(_, a)| a).collect();
     if appids.is_empty() {
         return Err(Error::bad_param("appid is required"));
     }

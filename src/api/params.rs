@@ -57,6 +57,18 @@ impl Params {
             .collect()
     }
 
+    /// Like [`Params::list`] with repeats removed (first one kept), plus the index each kept
+    /// value had in the full list, so a parallel list can be matched up.
+    pub fn unique_list(&self, key: &str) -> Vec<(usize, &str)> {
+        let mut seen: Vec<(usize, &str)> = Vec::new();
+        for (i, v) in self.list(key).into_iter().enumerate() {
+            if !seen.iter().any(|(_, s)| *s == v) {
+                seen.push((i, v));
+            }
+        }
+        seen
+    }
+
     /// Every value of `key` over repeated keys, as sent (empty ones included) and NOT split, for
     /// JSON values such as set's `metadata`, which contain commas.
     pub fn all(&self, key: &str) -> Vec<&str> {

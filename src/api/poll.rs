@@ -37,23 +37,28 @@ struct Found<'a> {
 
 impl<'a> Poll<'a> {
     fn parse(p: &'a Params, single: bool) -> Result<Poll<'a>> {
-        let mut appids = p.list("appid");
-        if appids.is_empty() {
+        let listed = p.list("appid").len();
+        if listed == 0 {
             return Err(Error::bad_param("appid is required"));
         }
         let env = p.required("env")?;
         p.required("hostname")?;
-        let mut since = p.i64_list("latest_timestamp")?;
+        let mut all_since = p.i64_list("latest_timestamp")?;
         if single {
-            appids.truncate(1);
-            since.resize(1, 0);
-        } else if since.len() != appids.len() {
+            all_since.resize(1, 0);
+        } else if all_since.len() != listed {
             return Err(Error::bad_param(format!(
-                "latest_timestamp has {} values for {} appids",
-                since.len(),
-                appids.len()
+                "latest_timestamp has {} values for {listed} appids",
+                all_since.len()
             )));
         }
+        // An app named twice is watched (and answered) once, with its first timestamp.
+        let mut unique = p.unique_list("appid");
+        if single {
+            unique.truncate(1);
+        }
+        let since = unique.iter().map(|(i, _)| all_since[*i]).collect();
+        let appids = unique.into_iter().map(|(_, a)| a).collect();
         Ok(Poll {
             env,
             zone: p.get("zone"),

@@ -17,6 +17,9 @@ pub fn handle(node: &Node, p: &Params, now: i64) -> Result<()> {
         p.required("appid")?,
     );
     let hosts = p.list("hostname");
+    if hosts.is_empty() {
+        return Err(Error::bad_param("hostname is required"));
+    }
     let statuses = p.list("status");
     // Metadata values are JSON objects full of commas: never split them.
     let metadata: Vec<&str> = p

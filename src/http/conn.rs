@@ -3,7 +3,7 @@
 //! request gets its status code and a closed connection; nothing a client sends can panic here.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
@@ -151,6 +151,9 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
         http10: false,
     };
     loop {
+        // A request's clock starts with its first byte; from then on the whole request must
+        // arrive within `limits.header`, however it trickles in.
+        let mut deadline = (!rbuf.is_empty()).then(|| Instant::now() + limits.header);
         // Frame the next request from what is buffered, reading more as needed.
         let head = loop {
             match parse_head(&rbuf, limits.max_body_bytes) {
@@ -167,13 +170,16 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
             if !out.is_empty() && !write(&mut stream, &mut out).await {
                 return;
             }
-            // Decided before reading: a timed-out read consumes the buffer it was given.
-            let idle = rbuf.is_empty();
-            let limit = if idle { limits.idle } else { limits.header };
+            let limit = match deadline {
+                None => limits.idle,
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
             match read_more(&mut stream, &mut rbuf, limit).await {
-                Read::Data => {}
+                Read::Data => {
+                    deadline.get_or_insert_with(|| Instant::now() + limits.header);
+                }
                 Read::Closed => return,
-                Read::TimedOut if idle => return,
+                Read::TimedOut if deadline.is_none() => return,
                 Read::TimedOut => {
                     response::plain(&mut out, 408, "request incomplete in time", close);
                     write(&mut stream, &mut out).await;
@@ -181,6 +187,7 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
                 }
             }
         };
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
         let mut continued = false;
         let (body, used) = loop {
             match parse_body(&rbuf[head.head_len..], head.body, limits.max_body_bytes) {
@@ -200,7 +207,8 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
             if !out.is_empty() && !write(&mut stream, &mut out).await {
                 return;
             }
-            match read_more(&mut stream, &mut rbuf, limits.header).await {
+            let limit = deadline.saturating_duration_since(Instant::now());
+            match read_more(&mut stream, &mut rbuf, limit).await {
                 Read::Data => {}
                 Read::Closed => return,
                 Read::TimedOut => {
