@@ -96,6 +96,7 @@ wait "$test_pid"
 status=$?
 test_pid=
 wait "$tail_pid"
+phase "results"
 
 # Count leaf tests (a test with subtests counts through its subtests).
 read -r passed failed skipped < <(awk '
