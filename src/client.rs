@@ -55,6 +55,26 @@ impl Client {
         dial: Duration,
         timeout: Duration,
     ) -> io::Result<Answer> {
+        let reused = self.stream.is_some();
+        match self.attempt(method, target, form, dial, timeout).await {
+            // A kept-alive connection the peer closed meanwhile (idle timeout, restart) fails
+            // before any answer arrives; the request never reached the peer, so send it again
+            // on a new connection, once.
+            Err(e) if reused && is_stale(&e) => {
+                self.attempt(method, target, form, dial, timeout).await
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        &mut self,
+        method: &str,
+        target: &str,
+        form: &str,
+        dial: Duration,
+        timeout: Duration,
+    ) -> io::Result<Answer> {
         if self.stream.is_none() {
             let stream = monoio::time::timeout(dial, TcpStream::connect_addr(self.addr))
                 .await
@@ -121,6 +141,14 @@ impl Client {
             }
         }
     }
+}
+
+/// Errors of a connection the peer had already closed.
+fn is_stale(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
 }
 
 fn bad(why: &str) -> io::Error {

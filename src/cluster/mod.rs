@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::node::{Node, SELF_APPID};
+use crate::node::{Node, NODE_UP, SELF_APPID};
 use crate::registry::waiters::CoreWaiters;
 use crate::registry::wake_key;
 use op::Op;
@@ -55,9 +55,8 @@ impl Cluster {
         }
         if !from_zone {
             for nodes in set.zones.values() {
-                if !nodes.is_empty() {
-                    let pick = monoio::utils::thread_rng_n(nodes.len() as u32) as usize;
-                    nodes[pick].submit(op.clone());
+                if let Some(p) = pick(nodes) {
+                    p.submit(op.clone());
                 }
             }
         }
@@ -67,6 +66,20 @@ impl Cluster {
     pub fn peers(&self) -> Arc<PeerSet> {
         self.peers.load_full()
     }
+}
+
+/// A random node of a zone, among those up if any is.
+fn pick(nodes: &[Arc<Peer>]) -> Option<&Arc<Peer>> {
+    let up: Vec<&Arc<Peer>> = nodes.iter().filter(|p| p.status() == NODE_UP).collect();
+    let from: Vec<&Arc<Peer>> = if up.is_empty() {
+        nodes.iter().collect()
+    } else {
+        up
+    };
+    if from.is_empty() {
+        return None;
+    }
+    Some(from[monoio::utils::thread_rng_n(from.len() as u32) as usize])
 }
 
 /// The addresses the cluster should have: seeds plus discovered `infra.discovery` nodes.
@@ -155,6 +168,23 @@ pub fn refresh(node: &Node) -> Vec<Arc<Peer>> {
     fresh
 }
 
+/// Sends this node's own registration to peers that just joined. A node learns about the
+/// others through `infra.discovery` registrations, but a registration reaches another zone only
+/// through the node that took it — so without this, a node that started before a new zone's
+/// node would stay unknown there until its next self-renew.
+fn announce(node: &Node, fresh: &[Arc<Peer>]) {
+    let me = node.self_registration();
+    let own = node
+        .registry
+        .snapshot(&me.env, &me.appid)
+        .and_then(|s| s.find(&me.zone, &me.hostname).cloned());
+    if let Some(inst) = own {
+        for p in fresh {
+            p.submit(Op::Register(inst.clone()));
+        }
+    }
+}
+
 /// Starts the cluster thread: start-up sync, then replication until shutdown. The peer set is
 /// built before it returns, so writes replicated from now on find their peers.
 pub fn spawn(node: Arc<Node>, inbox: usize) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -178,6 +208,7 @@ async fn run(node: Arc<Node>, inbox: usize, initial: Vec<Arc<Peer>>) {
     let mut lanes = Vec::new();
     let start_lanes = |peers: Vec<Arc<Peer>>, lanes: &mut Vec<monoio::task::JoinHandle<()>>| {
         for p in peers {
+            monoio::spawn(p.clone().probe(node.clone()));
             for lane in 0..LANES {
                 lanes.push(monoio::spawn(p.clone().run_lane(lane, node.clone())));
             }
@@ -187,12 +218,7 @@ async fn run(node: Arc<Node>, inbox: usize, initial: Vec<Arc<Peer>>) {
     // Sync from every node of the zone and one of each other zone, all at once.
     let set = node.cluster.peers();
     let mut sources: Vec<Arc<Peer>> = set.own.clone();
-    for nodes in set.zones.values() {
-        if !nodes.is_empty() {
-            let pick = monoio::utils::thread_rng_n(nodes.len() as u32) as usize;
-            sources.push(nodes[pick].clone());
-        }
-    }
+    sources.extend(set.zones.values().filter_map(|nodes| pick(nodes)).cloned());
     for p in sources {
         monoio::spawn(sync::sync_from(p, node.clone()));
     }
@@ -200,7 +226,9 @@ async fn run(node: Arc<Node>, inbox: usize, initial: Vec<Arc<Peer>>) {
     loop {
         // Park before refreshing, so a change during the refresh wakes the next round.
         let ticket = waiters.park(&[key]);
-        start_lanes(refresh(&node), &mut lanes);
+        let fresh = refresh(&node);
+        announce(&node, &fresh);
+        start_lanes(fresh, &mut lanes);
         monoio::select! {
             _ = ticket.changed() => {}
             _ = &mut dispatcher => break,

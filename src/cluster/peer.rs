@@ -153,18 +153,57 @@ impl Peer {
         q.drain(..n).collect()
     }
 
-    fn clear_lane(&self, lane: usize) -> usize {
+    /// Empties a lane, returning what it held.
+    fn clear_lane(&self, lane: usize) -> Vec<Op> {
         let mut q = self.lanes[lane]
             .queue
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let n = q.len();
-        q.clear();
-        n
+        q.drain(..).collect()
+    }
+
+    /// After a failed call: ops for another zone go to another node of that zone that is up
+    /// (any one of them will forward inside its zone); the others are dropped and counted.
+    fn reroute_or_drop(self: &Arc<Self>, mut ops: Vec<Op>, lane: usize, node: &Node) {
+        ops.extend(self.clear_lane(lane));
+        if !self.own_zone {
+            let set = node.cluster.peers();
+            let alternative = set.zones.get(&self.zone).and_then(|list| {
+                list.iter()
+                    .find(|p| !Arc::ptr_eq(p, self) && p.status() == NODE_UP)
+            });
+            if let Some(alt) = alternative {
+                tracing::info!(peer = %self.addr, to = %alt.addr, ops = ops.len(), "rerouting writes for zone {}", self.zone);
+                for op in ops {
+                    alt.submit(op);
+                }
+                return;
+            }
+        }
+        // The peer resynchronises by itself: a restarted node syncs at start-up and a
+        // partitioned one answers the next renew with -404, which sends a register.
+        self.drop_ops(ops.len() as u64, "peer unreachable");
     }
 
     fn resolve(&self) -> Option<SocketAddr> {
         self.addr.to_socket_addrs().ok()?.next()
+    }
+
+    /// Calls a peer that just joined, so `nodes` shows its real status before the first write
+    /// reaches it. Any HTTP answer counts: a peer in start-up protection answers 503.
+    pub async fn probe(self: Arc<Self>, node: Arc<Node>) {
+        let Some(addr) = self.resolve() else {
+            self.mark(false, &"cannot resolve address");
+            return;
+        };
+        let cfg = &node.config.http_client;
+        match Client::new(addr)
+            .call("GET", "/discovery/nodes", "", cfg.dial, cfg.timeout)
+            .await
+        {
+            Ok(_) => self.mark(true, &"answered"),
+            Err(e) => self.mark(false, &e),
+        }
     }
 
     /// Sends the ops of one lane until the peer is closed and the lane drained.
@@ -182,8 +221,7 @@ impl Peer {
             }
             let Some(c) = client.as_mut() else {
                 self.mark(false, &"cannot resolve address");
-                let n = ops.len() + self.clear_lane(lane);
-                self.drop_ops(n as u64, "unresolvable peer");
+                self.reroute_or_drop(ops, lane, &node);
                 monoio::time::sleep(BACKOFF_MAX).await;
                 continue;
             };
@@ -200,10 +238,7 @@ impl Peer {
                 }
                 Err(e) => {
                     self.mark(false, &e);
-                    // The peer resynchronises by itself: a restarted node syncs at start-up and
-                    // a partitioned one answers the next renew with -404, which sends a register.
-                    let n = ops.len() + self.clear_lane(lane);
-                    self.drop_ops(n as u64, "peer unreachable");
+                    self.reroute_or_drop(ops, lane, &node);
                     if self.closing.load(Ordering::SeqCst) {
                         return;
                     }

@@ -73,8 +73,14 @@ impl Drop for TempDir {
 /// The configuration of a server to start; every knob not set keeps the binary's default,
 /// except `pollHold` (30s, the default, unless set) and two worker threads so that polls and
 /// writes meet across cores on any machine.
+#[derive(Clone)]
 pub struct Setup {
     top: Vec<String>,
+    zone: String,
+    host: String,
+    nodes: Vec<String>,
+    zones: BTreeMap<String, Vec<String>>,
+    client: BTreeMap<String, String>,
     http: BTreeMap<String, String>,
     registry: BTreeMap<String, String>,
     files: Vec<(String, String)>,
@@ -94,7 +100,12 @@ impl Setup {
         http.insert("addr".into(), "\"127.0.0.1:0\"".into());
         http.insert("threads".into(), "2".into());
         Setup {
-            top: vec!["nodes = []".into()],
+            top: Vec::new(),
+            zone: "sh001".into(),
+            host: "test-node".into(),
+            nodes: Vec::new(),
+            zones: BTreeMap::new(),
+            client: BTreeMap::new(),
             http,
             registry: BTreeMap::new(),
             files: Vec::new(),
@@ -111,6 +122,32 @@ impl Setup {
     /// A top-level TOML line such as `enableprotect = true`.
     pub fn top(mut self, line: &str) -> Setup {
         self.top.push(line.into());
+        self
+    }
+
+    /// This node's zone and host name (`[env]`); sh001 and test-node by default.
+    pub fn identity(mut self, zone: &str, host: &str) -> Setup {
+        self.zone = zone.into();
+        self.host = host.into();
+        self
+    }
+
+    /// The `nodes` seeds (this zone's discovery nodes).
+    pub fn nodes(mut self, addrs: &[SocketAddr]) -> Setup {
+        self.nodes = addrs.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// A `[zones]` entry: seeds of another zone.
+    pub fn zone_seeds(mut self, zone: &str, addrs: &[SocketAddr]) -> Setup {
+        self.zones
+            .insert(zone.into(), addrs.iter().map(|a| a.to_string()).collect());
+        self
+    }
+
+    /// A duration key of `[httpClient]` (peer calls), e.g. `("timeout", "1s")`.
+    pub fn client(mut self, key: &str, value: &str) -> Setup {
+        self.client.insert(key.into(), format!("{value:?}"));
         self
     }
 
@@ -133,17 +170,33 @@ impl Setup {
     }
 
     fn toml(&self) -> String {
-        let mut t = self.top.join("\n");
-        t.push_str(
-            "\n[env]\nregion = \"sh\"\nzone = \"sh001\"\nhost = \"test-node\"\nDeployEnv = \"dev\"\n",
-        );
-        t.push_str("[httpServer]\n");
-        for (k, v) in &self.http {
-            t.push_str(&format!("{k} = {v}\n"));
+        let quoted = |list: &[String]| {
+            let items: Vec<String> = list.iter().map(|a| format!("{a:?}")).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let mut t = format!("nodes = {}\n", quoted(&self.nodes));
+        for line in &self.top {
+            t.push_str(line);
+            t.push('\n');
         }
-        t.push_str("[registry]\n");
-        for (k, v) in &self.registry {
-            t.push_str(&format!("{k} = {v}\n"));
+        t.push_str(&format!(
+            "[env]\nregion = \"sh\"\nzone = {:?}\nhost = {:?}\nDeployEnv = \"dev\"\n",
+            self.zone, self.host
+        ));
+        t.push_str("[zones]\n");
+        for (zone, addrs) in &self.zones {
+            t.push_str(&format!("{zone:?} = {}\n", quoted(addrs)));
+        }
+        let tables = [
+            ("httpServer", &self.http),
+            ("httpClient", &self.client),
+            ("registry", &self.registry),
+        ];
+        for (table, keys) in tables {
+            t.push_str(&format!("[{table}]\n"));
+            for (k, v) in keys {
+                t.push_str(&format!("{k} = {v}\n"));
+            }
         }
         t
     }
