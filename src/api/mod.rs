@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::clock;
 use crate::cluster;
 use crate::error::{Error, Kind, Result};
-use crate::http::conn::{Request, Service, Watch};
+use crate::http::conn::{Reply, Request, Service};
 use crate::http::request::Method;
 use crate::http::response::{self, Framing};
 use crate::metrics;
@@ -166,15 +166,14 @@ pub struct Api {
 }
 
 impl Api {
-    async fn dispatch(
+    fn dispatch(
         &self,
         route: Route,
         req: &Request,
         out: &mut Vec<u8>,
         framing: Framing,
-        watch: &mut Watch<'_>,
-    ) -> Result<bool> {
-        let node = &*self.node;
+    ) -> Result<Reply<Box<poll::Parked>>> {
+        let node = &self.node;
         if route.is_protected_read() && node.protected() {
             return Err(Error::new(
                 Kind::Protected,
@@ -184,7 +183,7 @@ impl Api {
         let now = clock::now_ns();
         if route == Route::Replicate {
             replicate::handle(node, &req.body, now, out, framing);
-            return Ok(framing.keep_alive);
+            return Ok(Reply::Done(framing.keep_alive));
         }
         let params = Params::parse(req.head.query.as_bytes(), &req.body);
         let p = &params;
@@ -202,16 +201,12 @@ impl Api {
             Route::FetchAll => fetch::all(node, out, framing),
             Route::Nodes => nodes::handle(node, out, framing),
             Route::Poll | Route::Polls => {
-                return poll::handle(
-                    node,
-                    &self.waiters,
-                    p,
-                    route == Route::Poll,
-                    out,
-                    framing,
-                    watch,
-                )
-                .await;
+                let single = route == Route::Poll;
+                if let poll::Started::Parked(parked) =
+                    poll::start(node, &self.waiters, p, single, out, framing)?
+                {
+                    return Ok(Reply::Park(parked));
+                }
             }
             Route::Metrics => {
                 let text = metrics_text(node);
@@ -220,18 +215,14 @@ impl Api {
                 open.finish(out);
             }
         }
-        Ok(framing.keep_alive)
+        Ok(Reply::Done(framing.keep_alive))
     }
 }
 
 impl Service for Api {
-    async fn call(
-        &self,
-        req: Request,
-        framing: Framing,
-        out: &mut Vec<u8>,
-        watch: &mut Watch<'_>,
-    ) -> bool {
+    type Parked = Box<poll::Parked>;
+
+    fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked> {
         let started = Instant::now();
         metrics::inc(&self.node.metrics.requests);
         let route = match Route::find(req.head.method, &req.head.path) {
@@ -244,17 +235,17 @@ impl Service for Api {
                     "405 method not allowed"
                 };
                 response::plain(out, status, text, framing);
-                return framing.keep_alive;
+                return Reply::Done(framing.keep_alive);
             }
         };
-        let (keep, code) = match self.dispatch(route, &req, out, framing, watch).await {
-            Ok(keep) => (keep, 0),
+        let (reply, code) = match self.dispatch(route, &req, out, framing) {
+            Ok(reply) => (reply, 0),
             Err(e) => {
                 if e.kind == Kind::BadParam {
                     metrics::inc(&self.node.metrics.bad_requests);
                 }
                 envelope::error(out, framing, &e);
-                (framing.keep_alive, e.ecode())
+                (Reply::Done(framing.keep_alive), e.ecode())
             }
         };
         tracing::debug!(
@@ -262,9 +253,18 @@ impl Service for Api {
             route = ?route,
             query = %req.head.query,
             code,
+            parked = matches!(reply, Reply::Park(_)),
             micros = started.elapsed().as_micros() as u64,
         );
-        keep
+        reply
+    }
+
+    fn wake<'a>(&'a self, parked: &'a Self::Parked) -> impl std::future::Future<Output = ()> + 'a {
+        parked.wake()
+    }
+
+    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<bool> {
+        parked.resume(&self.waiters, out, framing)
     }
 
     fn accepting(&self) -> bool {

@@ -1,8 +1,10 @@
 //! GET `/discovery/poll` and `/discovery/polls`: long-polls. Answer at once when a watched app
-//! is newer than the client's timestamp; otherwise park on this core until a change of one of
-//! the apps, the hold deadline (-304), the client leaving, or shutdown.
+//! is newer than the client's timestamp; otherwise the request becomes a [`Parked`] poll — a
+//! small owned record on this core, with no buffers — until a change of one of its apps, the
+//! hold deadline (-304), the client leaving (dropped), or shutdown (-304 and close).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,21 +12,20 @@ use bytes::Bytes;
 use super::envelope::{self, Envelope};
 use super::params::Params;
 use crate::error::{Error, Kind, Result};
-use crate::http::conn::Watch;
 use crate::http::response::Framing;
 use crate::metrics;
 use crate::node::Node;
 use crate::registry::instance::STATUS_UP;
 use crate::registry::json;
-use crate::registry::waiters::CoreWaiters;
+use crate::registry::waiters::{CoreWaiters, Ticket};
 use crate::registry::wake_key;
 
-/// A validated poll request.
-struct Poll<'a> {
-    env: &'a str,
-    zone: Option<&'a str>,
-    appids: Vec<&'a str>,
-    since: Vec<i64>,
+/// A validated poll request, owning its values so it outlives the request buffer.
+struct Poll {
+    env: Box<str>,
+    zone: Option<Box<str>>,
+    /// Each watched app with the client's latest_timestamp for it.
+    apps: Vec<(Box<str>, i64)>,
     /// `poll` answers one app's InstanceInfo; `polls` a map of them.
     single: bool,
 }
@@ -35,8 +36,8 @@ struct Found<'a> {
     missing: Vec<&'a str>,
 }
 
-impl<'a> Poll<'a> {
-    fn parse(p: &'a Params, single: bool) -> Result<Poll<'a>> {
+impl Poll {
+    fn parse(p: &Params, single: bool) -> Result<Poll> {
         let listed = p.list("appid").len();
         if listed == 0 {
             return Err(Error::bad_param("appid is required"));
@@ -57,26 +58,27 @@ impl<'a> Poll<'a> {
         if single {
             unique.truncate(1);
         }
-        let since = unique.iter().map(|(i, _)| all_since[*i]).collect();
-        let appids = unique.into_iter().map(|(_, a)| a).collect();
         Ok(Poll {
-            env,
-            zone: p.get("zone"),
-            appids,
-            since,
+            env: env.into(),
+            zone: p.get("zone").map(Into::into),
+            apps: unique
+                .into_iter()
+                .map(|(i, a)| (a.into(), all_since[i]))
+                .collect(),
             single,
         })
     }
 
     /// Polls only ever see UP instances, of the requested zone if any.
-    fn look(&self, node: &Node) -> Found<'a> {
+    fn look(&self, node: &Node) -> Found<'_> {
         let mut found = Found {
             newer: Vec::new(),
             missing: Vec::new(),
         };
-        for (appid, since) in self.appids.iter().zip(&self.since) {
-            let snap = node.registry.snapshot(self.env, appid);
-            match snap.and_then(|s| Some((s.latest_ts, s.info(self.zone, STATUS_UP)?))) {
+        for (appid, since) in &self.apps {
+            let snap = node.registry.snapshot(&self.env, appid);
+            let zone = self.zone.as_deref();
+            match snap.and_then(|s| Some((s.latest_ts, s.info(zone, STATUS_UP)?))) {
                 Some((latest, info)) if latest > *since => found.newer.push((appid, info)),
                 Some(_) => {}
                 None => found.missing.push(appid),
@@ -92,6 +94,8 @@ impl<'a> Poll<'a> {
             }
             return;
         }
+        let size: usize = found.newer.iter().map(|(a, i)| a.len() + i.len() + 4).sum();
+        out.reserve(size + 512);
         let mut e = Envelope::begin(out, framing, 200, 0, "0");
         let data = e.field("data");
         data.push(b'{');
@@ -117,79 +121,103 @@ impl<'a> Poll<'a> {
     }
 }
 
-/// How a parked wait ended.
-enum Wake {
-    Changed,
-    Deadline,
+/// A poll waiting for a change: what the connection holds while parked.
+pub struct Parked {
+    poll: Poll,
+    /// Registration in this core's waiter list; dropping it unparks.
+    ticket: Ticket,
+    deadline: Instant,
+    /// For the parked-polls gauge, which must go down however the poll ends.
+    node: Arc<Node>,
 }
 
-/// Handles poll (`single`) or polls. Returns false when the connection must close.
-pub async fn handle(
-    node: &Node,
+impl Drop for Parked {
+    fn drop(&mut self) {
+        metrics::add(&self.node.metrics.polls_parked, -1);
+    }
+}
+
+/// What a poll request came to.
+pub enum Started {
+    /// The answer is written.
+    Answered,
+    Parked(Box<Parked>),
+}
+
+/// Starts poll (`single`) or polls: answers at once, or parks.
+pub fn start(
+    node: &Arc<Node>,
     waiters: &Rc<CoreWaiters>,
     p: &Params,
     single: bool,
     out: &mut Vec<u8>,
     framing: Framing,
-    watch: &mut Watch<'_>,
-) -> Result<bool> {
+) -> Result<Started> {
     let poll = Poll::parse(p, single)?;
     let found = poll.look(node);
     if single && !found.missing.is_empty() {
-        return Err(Error::not_found(format!("{} not found", poll.appids[0])));
+        return Err(Error::not_found(format!("{} not found", poll.apps[0].0)));
     }
     if !found.newer.is_empty() {
         poll.answer(&found, out, framing);
         metrics::inc(&node.metrics.polls_answered);
-        return Ok(true);
+        return Ok(Started::Answered);
     }
-    let keys: Vec<u64> = poll.appids.iter().map(|a| wake_key(poll.env, a)).collect();
-    // Park before looking again: a change published between the first look and parking would
+    drop(found);
+    let keys: Vec<u64> = poll
+        .apps
+        .iter()
+        .map(|(a, _)| wake_key(&poll.env, a))
+        .collect();
+    // Park, then look again: a change published between the first look and parking would
     // otherwise go unnoticed until the deadline.
     let ticket = waiters.park(&keys);
-    let deadline = Instant::now() + node.config.registry.poll_hold;
-    if !watch.flush(out).await {
-        return Ok(false);
-    }
     metrics::add(&node.metrics.polls_parked, 1);
-    let outcome = loop {
-        let found = poll.look(node);
-        if !found.newer.is_empty() {
-            break Some(found);
+    let parked = Parked {
+        poll,
+        ticket,
+        deadline: Instant::now() + node.config.registry.poll_hold,
+        node: node.clone(),
+    };
+    if parked.resume(waiters, out, framing).is_some() {
+        return Ok(Started::Answered);
+    }
+    Ok(Started::Parked(Box::new(parked)))
+}
+
+impl Parked {
+    /// Resolves at the next change of a watched app, at the deadline, or at shutdown.
+    pub async fn wake(&self) {
+        monoio::select! {
+            _ = self.ticket.changed() => {},
+            _ = monoio::time::sleep_until(monoio::time::Instant::from_std(self.deadline)) => {},
         }
-        if waiters.shutting_down() {
-            break None;
-        }
-        let wait = async {
-            monoio::select! {
-                _ = ticket.changed() => Wake::Changed,
-                _ = monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)) => Wake::Deadline,
-            }
+    }
+
+    /// Writes the answer if there is one now — newer data, or -304 at the deadline or at
+    /// shutdown — and says whether the connection stays open; `None` keeps waiting.
+    pub fn resume(
+        &self,
+        waiters: &CoreWaiters,
+        out: &mut Vec<u8>,
+        framing: Framing,
+    ) -> Option<bool> {
+        let node = &self.node;
+        let found = self.poll.look(node);
+        let stopping = waiters.shutting_down();
+        let framing = Framing {
+            keep_alive: framing.keep_alive && !stopping,
+            ..framing
         };
-        match watch.until_gone(wait).await {
-            Some(Wake::Changed) => continue,
-            Some(Wake::Deadline) => break None,
-            None => {
-                metrics::add(&node.metrics.polls_parked, -1);
-                return Ok(false);
-            }
-        }
-    };
-    drop(ticket);
-    metrics::add(&node.metrics.polls_parked, -1);
-    let framing = Framing {
-        keep_alive: framing.keep_alive && !waiters.shutting_down(),
-        ..framing
-    };
-    match outcome {
-        Some(found) => {
-            poll.answer(&found, out, framing);
+        if !found.newer.is_empty() {
+            self.poll.answer(&found, out, framing);
             metrics::inc(&node.metrics.polls_answered);
-        }
-        None => {
+        } else if stopping || Instant::now() >= self.deadline {
             metrics::inc(&node.metrics.poll_timeouts);
             envelope::error(out, framing, &Error::new(Kind::NotModified, "-304"));
+        } else {
+            return None;
         }
+        Some(framing.keep_alive)
     }
-    Ok(framing.keep_alive)
 }

@@ -25,17 +25,28 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// What the service did with a request.
+pub enum Reply<P> {
+    /// The whole answer is in the output buffer; `true` keeps the connection open.
+    Done(bool),
+    /// Nothing to answer yet (a long-poll): the connection waits with this record.
+    Park(P),
+}
+
 /// The application behind the HTTP layer.
 pub trait Service {
-    /// Answers `req`, appending one whole response framed per `framing` to `out`. Returns
-    /// false when the connection must close after it (the response must then say so).
-    fn call(
-        &self,
-        req: Request,
-        framing: Framing,
-        out: &mut Vec<u8>,
-        watch: &mut Watch<'_>,
-    ) -> impl Future<Output = bool>;
+    /// What a parked request keeps while it waits.
+    type Parked;
+
+    /// Answers `req`, appending one whole response framed per `framing` to `out`, or parks it.
+    /// A `Done(false)` response must say `Connection: close`.
+    fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked>;
+
+    /// Resolves when a parked request should be looked at again.
+    fn wake<'a>(&'a self, parked: &'a Self::Parked) -> impl Future<Output = ()> + 'a;
+
+    /// Answers a parked request into `out` if it is due (`Some(keep)`), else `None`.
+    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<bool>;
 
     /// False once the server is shutting down: the connection closes after the current answer.
     fn accepting(&self) -> bool;
@@ -49,55 +60,6 @@ pub struct Limits {
     pub idle: Duration,
     /// How long a started request may take to arrive whole.
     pub header: Duration,
-}
-
-/// What a long-running handler (a long-poll) gets from the connection: a way to flush earlier
-/// answers and to notice the client leaving while it waits.
-pub struct Watch<'a> {
-    stream: &'a mut TcpStream,
-    rbuf: &'a mut Vec<u8>,
-}
-
-impl Watch<'_> {
-    /// Writes `out` now and releases its memory; false if the client is gone.
-    pub async fn flush(&mut self, out: &mut Vec<u8>) -> bool {
-        let ok = out.is_empty() || write(self.stream, out).await;
-        *out = Vec::new();
-        ok
-    }
-
-    /// Runs `fut` until it completes (`Some`) or the client closes the connection (`None`).
-    /// Bytes a client pipelines meanwhile are kept for the next request; the read buffer is
-    /// released while waiting so a parked connection costs little.
-    pub async fn until_gone<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        if self.rbuf.is_empty() {
-            *self.rbuf = Vec::new();
-        }
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            monoio::select! {
-                out = &mut fut => return Some(out),
-                ready = self.stream.readable(false) => {
-                    if ready.is_err() {
-                        return None;
-                    }
-                }
-            }
-            self.rbuf.reserve(READ_CHUNK);
-            let len = self.rbuf.len();
-            let cap = self.rbuf.capacity();
-            let buf = std::mem::take(self.rbuf);
-            let (res, buf) = self.stream.read(buf.slice_mut(len..cap)).await;
-            *self.rbuf = buf.into_inner();
-            match res {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Ok(0) | Err(_) => return None,
-                // The client pipelined its next request: keep it, stop watching (a client
-                // that sends more cannot have left), and let the handler finish.
-                Ok(_) => return Some(fut.await),
-            }
-        }
-    }
 }
 
 async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
@@ -118,6 +80,15 @@ enum Read {
 /// Reads more into `rbuf`. On `TimedOut` the buffer went down with the cancelled read and
 /// `rbuf` is left empty, so callers only close the connection then.
 async fn read_more(stream: &mut TcpStream, rbuf: &mut Vec<u8>, limit: Duration) -> Read {
+    if rbuf.capacity() == 0 {
+        // A new or just-unparked connection has no buffer: wait until the client sends before
+        // allocating one, so thousands of quiet connections hold no memory for reading.
+        match monoio::time::timeout(limit, stream.readable(false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Read::Closed,
+            Err(_) => return Read::TimedOut,
+        }
+    }
     rbuf.reserve(READ_CHUNK);
     let len = rbuf.len();
     let cap = rbuf.capacity();
@@ -144,8 +115,9 @@ fn error_status(e: ParseError) -> (u16, &'static str) {
 
 /// Serves one connection until it closes.
 pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limits) {
-    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // Both buffers grow on first use; see `read_more`.
+    let mut rbuf: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     let close = Framing {
         keep_alive: false,
         http10: false,
@@ -224,12 +196,14 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
             http10: head.http10,
         };
         let request = Request { head, body };
-        let keep = {
-            let mut watch = Watch {
-                stream: &mut stream,
-                rbuf: &mut rbuf,
-            };
-            service.call(request, framing, &mut out, &mut watch).await
+        let keep = match service.call(request, framing, &mut out) {
+            Reply::Done(keep) => keep,
+            Reply::Park(parked) => {
+                match park(&mut stream, &mut rbuf, &mut out, service, &parked, framing).await {
+                    Some(keep) => keep,
+                    None => return,
+                }
+            }
         };
         if !keep {
             write(&mut stream, &mut out).await;
@@ -238,5 +212,66 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
         if out.len() >= FLUSH_AT && !write(&mut stream, &mut out).await {
             return;
         }
+    }
+}
+
+/// Waits with a parked request until the service answers it (`Some(keep)`) or the client
+/// leaves (`None`). Earlier pipelined answers go out first, and both buffers are released, so
+/// a parked connection costs little; bytes the client pipelines meanwhile are kept.
+async fn park<S: Service>(
+    stream: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    service: &S,
+    parked: &S::Parked,
+    framing: Framing,
+) -> Option<bool> {
+    if !out.is_empty() && !write(stream, out).await {
+        return None;
+    }
+    *out = Vec::new();
+    if rbuf.is_empty() {
+        *rbuf = Vec::new();
+    }
+    // A client that sent more cannot have left; after that only the service is awaited.
+    let mut watching = rbuf.is_empty();
+    loop {
+        if watching {
+            monoio::select! {
+                _ = service.wake(parked) => {},
+                ready = stream.readable(false) => {
+                    if ready.is_err() {
+                        return None;
+                    }
+                    match read_now(stream, rbuf).await {
+                        Read::Data => watching = false,
+                        Read::Closed => return None,
+                        Read::TimedOut => {}
+                    }
+                    continue;
+                }
+            }
+        } else {
+            service.wake(parked).await;
+        }
+        if let Some(keep) = service.resume(parked, framing, out) {
+            return Some(keep);
+        }
+    }
+}
+
+/// Reads what a readable socket has; a spurious wake-up reads as `TimedOut` (nothing yet).
+async fn read_now(stream: &mut TcpStream, rbuf: &mut Vec<u8>) -> Read {
+    rbuf.reserve(READ_CHUNK);
+    let len = rbuf.len();
+    let cap = rbuf.capacity();
+    let buf = std::mem::take(rbuf);
+    let (res, buf) = stream.read(buf.slice_mut(len..cap)).await;
+    *rbuf = buf.into_inner();
+    match res {
+        Ok(0) => Read::Closed,
+        Ok(_) => Read::Data,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::TimedOut,
+        Err(_) => Read::Closed,
     }
 }
