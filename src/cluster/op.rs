@@ -94,21 +94,7 @@ impl Op {
                 f.append_pair("status", &ts(i64::from(i.status)));
                 f.append_pair("version", &i.version);
                 let mut meta = Vec::new();
-                match &i.metadata {
-                    None => meta.extend_from_slice(b"null"),
-                    Some(pairs) => {
-                        meta.push(b'{');
-                        for (n, (k, v)) in pairs.iter().enumerate() {
-                            if n > 0 {
-                                meta.push(b',');
-                            }
-                            json::write_str(&mut meta, k);
-                            meta.push(b':');
-                            json::write_str(&mut meta, v);
-                        }
-                        meta.push(b'}');
-                    }
-                }
+                json::write_metadata(&mut meta, i.metadata.as_ref());
                 f.append_pair("metadata", &String::from_utf8_lossy(&meta));
                 f.append_pair("reg_timestamp", &ts(i.reg_ts));
                 f.append_pair("dirty_timestamp", &ts(i.dirty_ts));

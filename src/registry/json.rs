@@ -1,7 +1,7 @@
 //! Hand-written JSON encoding of instances and `InstanceInfo`, straight into byte buffers that
 //! become a snapshot's prepared answers. Field order follows the original's Go structs.
 
-use super::instance::Instance;
+use super::instance::{Instance, Metadata};
 
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -51,6 +51,24 @@ fn field_int(out: &mut Vec<u8>, name: &str, value: i64) {
     write_int(out, value);
 }
 
+/// Appends metadata as a JSON object, or `null` when there is none.
+pub fn write_metadata(out: &mut Vec<u8>, metadata: Option<&Metadata>) {
+    let Some(pairs) = metadata else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    out.push(b'{');
+    for (n, (k, v)) in pairs.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_str(out, v);
+    }
+    out.push(b'}');
+}
+
 /// Appends one instance object, reading its renew time now.
 pub fn write_instance(out: &mut Vec<u8>, i: &Instance) {
     out.push(b'{');
@@ -69,21 +87,7 @@ pub fn write_instance(out: &mut Vec<u8>, i: &Instance) {
     out.extend_from_slice(b"],");
     field_str(out, "version", &i.version);
     out.extend_from_slice(b"\"metadata\":");
-    match &i.metadata {
-        None => out.extend_from_slice(b"null"),
-        Some(pairs) => {
-            out.push(b'{');
-            for (n, (k, v)) in pairs.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_str(out, v);
-            }
-            out.push(b'}');
-        }
-    }
+    write_metadata(out, i.metadata.as_ref());
     out.push(b',');
     field_int(out, "status", i64::from(i.status));
     out.push(b',');
