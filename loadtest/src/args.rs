@@ -23,7 +23,9 @@ impl Args {
         while i < tokens.len() {
             let tok = &tokens[i];
             let Some(name) = tok.strip_prefix("--") else {
-                return Err(format!("unexpected argument `{tok}` (flags look like --name value)"));
+                return Err(format!(
+                    "unexpected argument `{tok}` (flags look like --name value)"
+                ));
             };
             if let Some((n, v)) = name.split_once('=') {
                 values.insert(n.to_string(), v.to_string());
@@ -184,7 +186,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -217,8 +219,11 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let a = Args::parse(&toks("--conns 8 --multi --duration=5s --churn 10/s"), &["multi"])
-            .expect("parse");
+        let a = Args::parse(
+            &toks("--conns 8 --multi --duration=5s --churn 10/s"),
+            &["multi"],
+        )
+        .expect("parse");
         assert_eq!(a.get("conns", 1usize).expect("conns"), 8);
         assert!(a.switch("multi").expect("multi"));
         assert_eq!(

@@ -115,7 +115,10 @@ pub fn parse_response(buf: &[u8], scratch: &mut Vec<u8>, eof: bool) -> io::Resul
         if name.eq_ignore_ascii_case(b"content-length") {
             content_length = Some(parse_usize(value, 10).ok_or_else(|| bad("bad content-length"))?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            chunked = value.to_ascii_lowercase().windows(7).any(|w| w == b"chunked");
+            chunked = value
+                .to_ascii_lowercase()
+                .windows(7)
+                .any(|w| w == b"chunked");
         } else if name.eq_ignore_ascii_case(b"connection") {
             let v = value.to_ascii_lowercase();
             if find(&v, b"close").is_some() {
@@ -521,7 +524,9 @@ mod tests {
     fn content_length() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"code\":-304}..extra";
         let mut s = Vec::new();
-        let m = parse_response(raw, &mut s, false).expect("ok").expect("complete");
+        let m = parse_response(raw, &mut s, false)
+            .expect("ok")
+            .expect("complete");
         assert_eq!(m.status, 200);
         assert!(!m.close);
         let BodyLoc::Buf(a, b) = m.body else {
@@ -545,7 +550,9 @@ mod tests {
     fn chunked() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"cod\r\n6\r\ne\": 0}\r\n0\r\n\r\n";
         let mut s = Vec::new();
-        let m = parse_response(raw, &mut s, false).expect("ok").expect("complete");
+        let m = parse_response(raw, &mut s, false)
+            .expect("ok")
+            .expect("complete");
         assert_eq!(m.body, BodyLoc::Scratch);
         assert!(m.close);
         assert_eq!(&s[..], b"{\"code\": 0}");
@@ -574,7 +581,9 @@ mod tests {
         let raw = b"HTTP/1.0 200 OK\r\n\r\n{\"code\":0}";
         let mut s = Vec::new();
         assert!(parse_response(raw, &mut s, false).expect("ok").is_none());
-        let m = parse_response(raw, &mut s, true).expect("ok").expect("complete");
+        let m = parse_response(raw, &mut s, true)
+            .expect("ok")
+            .expect("complete");
         assert!(m.close);
         assert_eq!(m.consumed, raw.len());
     }

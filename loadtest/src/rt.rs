@@ -27,7 +27,9 @@ impl Driver {
             }),
             "uring" | "io_uring" => Ok(Driver::Uring),
             "epoll" | "legacy" => Ok(Driver::Epoll),
-            _ => Err(format!("--driver: expected auto, uring or epoll, got `{s}`")),
+            _ => Err(format!(
+                "--driver: expected auto, uring or epoll, got `{s}`"
+            )),
         }
     }
 

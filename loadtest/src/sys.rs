@@ -150,7 +150,10 @@ impl Sampler {
                     cpu_pct: (cpu.saturating_sub(last_cpu)) as f64 / tck / dt * 100.0,
                     rss_kb: pid_s.as_deref().and_then(rss_kb).unwrap_or(0),
                     self_cpu_pct: (me.saturating_sub(last_self)) as f64 / tck / dt * 100.0,
-                    progress: progress.as_ref().map(|p| p.load(Ordering::Relaxed)).unwrap_or(0),
+                    progress: progress
+                        .as_ref()
+                        .map(|p| p.load(Ordering::Relaxed))
+                        .unwrap_or(0),
                 });
                 last_t = now;
                 last_cpu = cpu;
@@ -203,9 +206,11 @@ impl CpuWindow {
     pub fn end(&self) -> (Option<f64>, f64) {
         let dt = self.t.elapsed().as_secs_f64().max(1e-6);
         let tck = clk_tck();
-        let server = self.pid.as_deref().and_then(cpu_ticks).map(|c| {
-            c.saturating_sub(self.ticks) as f64 / tck / dt * 100.0
-        });
+        let server = self
+            .pid
+            .as_deref()
+            .and_then(cpu_ticks)
+            .map(|c| c.saturating_sub(self.ticks) as f64 / tck / dt * 100.0);
         let me = cpu_ticks("self").unwrap_or(self.self_ticks);
         (
             server,

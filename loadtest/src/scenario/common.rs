@@ -254,11 +254,15 @@ where
     for s in &per_thread {
         stats.merge(s);
     }
-    let claimed_past_end = cursor_unclaimed(items.len() as u64, &stats, failed.load(Ordering::Relaxed));
+    // Items without a wanted answer: failed ones, and ones never sent
+    // because the time limit passed.
+    let not_done = (items.len() as u64)
+        .saturating_sub(stats.counts.ok)
+        .max(failed.load(Ordering::Relaxed));
     Ok(Bulk {
         stats,
         elapsed: start.elapsed(),
-        failed: claimed_past_end,
+        failed: not_done,
     })
 }
 
@@ -280,10 +284,4 @@ pub async fn connect_counted(
             None
         }
     }
-}
-
-/// Items that did not end with a wanted answer: failures plus items never
-/// claimed because the time limit passed.
-fn cursor_unclaimed(total: u64, stats: &ReqStats, failed: u64) -> u64 {
-    total.saturating_sub(stats.counts.ok).max(failed)
 }

@@ -170,16 +170,23 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let sampler = Sampler::start(c.server_pid, Duration::from_secs(1), t0, None);
     let cpu = CpuWindow::start(c.server_pid);
     let apps = cfg.apps();
-    let res = closed_loop(&c, cfg.conns, cfg.warmup, cfg.duration, 0, move |ci, _k, buf| {
-        if !buf.is_empty() {
-            return;
-        }
-        if cfg3.multi {
-            id.fetchs(buf, &apps);
-        } else {
-            id.fetch(buf, &apps[ci % apps.len()]);
-        }
-    });
+    let res = closed_loop(
+        &c,
+        cfg.conns,
+        cfg.warmup,
+        cfg.duration,
+        0,
+        move |ci, _k, buf| {
+            if !buf.is_empty() {
+                return;
+            }
+            if cfg3.multi {
+                id.fetchs(buf, &apps);
+            } else {
+                id.fetch(buf, &apps[ci % apps.len()]);
+            }
+        },
+    );
     let (server_cpu, loadgen_cpu) = cpu.end();
     let samples = sampler.finish();
     stop.store(true, Ordering::Relaxed);

@@ -87,11 +87,18 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let t0 = Instant::now();
     let sampler = Sampler::start(c.server_pid, Duration::from_secs(1), t0, None);
     let cpu = CpuWindow::start(c.server_pid);
-    let res = closed_loop(&c, cfg.conns, cfg.warmup, cfg.duration, 0, move |ci, k, buf| {
-        let i = ((ci as u64 + k * conns as u64) % n as u64) as usize;
-        let (app, host) = RenewCfg::names(&prefix, apps, i);
-        id.renew(buf, &app, &host);
-    });
+    let res = closed_loop(
+        &c,
+        cfg.conns,
+        cfg.warmup,
+        cfg.duration,
+        0,
+        move |ci, k, buf| {
+            let i = ((ci as u64 + k * conns as u64) % n as u64) as usize;
+            let (app, host) = RenewCfg::names(&prefix, apps, i);
+            id.renew(buf, &app, &host);
+        },
+    );
     let (server_cpu, loadgen_cpu) = cpu.end();
     let samples = sampler.finish();
     let res = res?;

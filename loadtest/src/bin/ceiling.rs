@@ -1,0 +1,165 @@
+//! `ceiling`: answers every HTTP/1.1 request with the same fixed bytes over
+//! keep-alive connections, one monoio runtime per core with SO_REUSEPORT.
+//! It stands for the fastest any server could answer on this machine.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use loadtest::args::Args;
+use loadtest::rt::{block_on, Driver};
+use loadtest::sys;
+use loadtest::util::{race, Either};
+use monoio::buf::SliceMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+
+const USAGE: &str = "\
+ceiling --addr 127.0.0.1:PORT --body FILE [--threads <nproc>] [--driver auto|uring|epoll]
+        [--max-lifetime 1h]
+
+Answers every request with `HTTP/1.1 200 OK`, `Content-Type: application/json;
+charset=utf-8` and the bytes of FILE. Exits by itself after --max-lifetime.
+";
+
+const MAX_HEAD: usize = 64 * 1024;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return;
+    }
+    if let Err(e) = run(&argv) {
+        eprintln!("ceiling: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(argv, &[])?;
+    let addr: SocketAddr = a
+        .string("addr", "127.0.0.1:7199")
+        .parse()
+        .map_err(|_| "--addr: expected ip:port".to_string())?;
+    if !addr.ip().is_loopback() {
+        return Err("--addr must be a loopback address".into());
+    }
+    let body_path = a.opt::<String>("body")?.ok_or("--body FILE is required")?;
+    let threads = a.get("threads", sys::nproc())?.max(1);
+    let driver = Driver::parse(&a.string("driver", "auto"))?;
+    let lifetime = a.duration("max-lifetime", Duration::from_secs(3600))?;
+    a.finish()?;
+    driver.install();
+    sys::raise_nofile();
+    let body = std::fs::read(&body_path).map_err(|e| format!("{body_path}: {e}"))?;
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    // Shared by every connection of every thread for the process lifetime.
+    let resp: &'static [u8] = Box::leak(resp.into_boxed_slice());
+    let end = Instant::now() + lifetime;
+
+    let mut handles = Vec::new();
+    for i in 0..threads {
+        let h = std::thread::Builder::new()
+            .name(format!("ceiling-{i}"))
+            .spawn(move || -> Result<(), String> {
+                let opts = ListenerOpts::new().reuse_port(true).backlog(4096);
+                block_on(driver, async move {
+                    let l = TcpListener::bind_with_config(addr, &opts)
+                        .map_err(|e| format!("bind {addr}: {e}"))?;
+                    let stop = monoio::time::sleep_until(monoio::time::Instant::from_std(end));
+                    let mut stop = std::pin::pin!(stop);
+                    loop {
+                        match race(l.accept(), stop.as_mut()).await {
+                            Either::Left(Ok((s, _))) => {
+                                let _ = s.set_nodelay(true);
+                                monoio::spawn(serve(s, resp));
+                            }
+                            Either::Left(Err(_)) => {
+                                // Out of descriptors or a reset during accept: pause briefly.
+                                monoio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            Either::Right(()) => return Ok(()),
+                        }
+                    }
+                })
+                .map_err(|e| format!("runtime: {e}"))?
+            })
+            .map_err(|e| e.to_string())?;
+        handles.push(h);
+    }
+    eprintln!(
+        "ceiling: listening on {addr} with {threads} thread(s), {} driver",
+        driver.name()
+    );
+    for h in handles {
+        match h.join() {
+            Ok(r) => r?,
+            Err(_) => return Err("a server thread panicked".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Length of the complete request at the start of `buf`, if there is one;
+/// Err on a malformed head.
+fn request_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > MAX_HEAD {
+            Err(())
+        } else {
+            Ok(None)
+        };
+    };
+    let mut cl = 0usize;
+    for line in buf[..head_end].split(|&b| b == b'\n').skip(1) {
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            if line[..colon].eq_ignore_ascii_case(b"content-length") {
+                let v = std::str::from_utf8(&line[colon + 1..]).map_err(|_| ())?;
+                cl = v.trim().parse().map_err(|_| ())?;
+            }
+        }
+    }
+    let total = head_end + 4 + cl;
+    Ok(if buf.len() >= total {
+        Some(total)
+    } else {
+        None
+    })
+}
+
+async fn serve(mut s: TcpStream, resp: &'static [u8]) {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        // Answer every complete request in the buffer.
+        let mut used = 0;
+        loop {
+            match request_len(&buf[used..]) {
+                Ok(Some(n)) => {
+                    used += n;
+                    let (r, _) = s.write_all(resp).await;
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(()) => return,
+            }
+        }
+        buf.drain(..used);
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (r, slice) = s.read(SliceMut::new(buf, len, cap)).await;
+        buf = slice.into_inner();
+        match r {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
