@@ -22,6 +22,8 @@ use crate::node::{Node, NODE_LOST, NODE_UP};
 pub const LANES: usize = 4;
 /// Most ops in one `/discovery/replicate` request to a peer of ours.
 const BATCH_MAX: usize = 256;
+/// How long a lane to a peer of ours waits for more ops before sending a batch.
+const BATCH_LINGER: Duration = Duration::from_millis(2);
 /// Ops waiting per lane before new ones are dropped.
 const QUEUE_BOUND: usize = 16 * 1024;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -214,6 +216,11 @@ impl Peer {
         while let Some(first) = self.next(lane).await {
             let mut ops = vec![first];
             if self.ours.load(Ordering::Relaxed) {
+                // Let a batch fill for a moment: replication is asynchronous anyway, and at a
+                // steady renew rate this turns one request per op into one per few dozen.
+                if !self.closing.load(Ordering::SeqCst) {
+                    monoio::time::sleep(BATCH_LINGER).await;
+                }
                 ops.extend(self.take(lane, BATCH_MAX - 1));
             }
             if client.is_none() {
