@@ -24,7 +24,7 @@ mkdir -p "$CACHE/logs"
 
 test_pid=
 cleanup() {
-    # go test runs in its own session; end it with every node it started.
+    # go test runs as its own process group (setsid); end it with every node it started.
     if [ -n "$test_pid" ]; then
         kill -TERM -- "-$test_pid" 2>/dev/null
         sleep 1
