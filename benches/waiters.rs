@@ -132,7 +132,7 @@ async fn park(n: usize, key: u64, core: &Rc<CoreWaiters>, notifier: &Notifier) -
             Notifier::Ours(_) => {
                 let core = core.clone();
                 monoio::spawn(async move {
-                    let ticket = core.park(&[key], None);
+                    let ticket = core.park(&[key]);
                     parked.count_down();
                     ticket.changed().await;
                     drop(ticket);

@@ -158,7 +158,6 @@ async fn serve_core(core: usize, listener: TcpListener, node: Arc<Node>) {
     };
     let waiters = Rc::new(CoreWaiters::default());
     let mut dispatcher = monoio::spawn(waiters.clone().dispatch(node.hub.clone(), core));
-    monoio::spawn(waiters.clone().sweep());
     let http = &node.config.http_server;
     let limits = Limits {
         max_body_bytes: http.max_body_bytes,

@@ -171,13 +171,12 @@ pub fn start(
         .collect();
     // Park, then look again: a change published between the first look and parking would
     // otherwise go unnoticed until the deadline.
-    let deadline = Instant::now() + node.config.registry.poll_hold;
-    let ticket = waiters.park(&keys, Some(deadline));
+    let ticket = waiters.park(&keys);
     metrics::add(&node.metrics.polls_parked, 1);
     let parked = Parked {
         poll,
         ticket,
-        deadline,
+        deadline: Instant::now() + node.config.registry.poll_hold,
         node: node.clone(),
     };
     if parked.resume(waiters, out, framing).is_some() {
@@ -189,7 +188,10 @@ pub fn start(
 impl Parked {
     /// Resolves at the next change of a watched app, at the deadline, or at shutdown.
     pub async fn wake(&self) {
-        self.ticket.changed().await
+        monoio::select! {
+            _ = self.ticket.changed() => {},
+            _ = monoio::time::sleep_until(monoio::time::Instant::from_std(self.deadline)) => {},
+        }
     }
 
     /// Writes the answer if there is one now — newer data, or -304 at the deadline or at

@@ -225,7 +225,7 @@ async fn run(node: Arc<Node>, inbox: usize, initial: Vec<Arc<Peer>>) {
     let key = wake_key(&node.config.env.deploy_env, SELF_APPID);
     loop {
         // Park before refreshing, so a change during the refresh wakes the next round.
-        let ticket = waiters.park(&[key], None);
+        let ticket = waiters.park(&[key]);
         let fresh = refresh(&node);
         announce(&node, &fresh);
         start_lanes(fresh, &mut lanes);

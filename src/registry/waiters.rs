@@ -3,14 +3,13 @@
 //! cost of a cross-thread wake is paid once per core, not once per poll.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use slab::Slab;
@@ -81,31 +80,14 @@ impl Parked {
 #[derive(Default)]
 pub struct CoreWaiters {
     parked: RefCell<HashMap<u64, Slab<Rc<Parked>>>>,
-    /// Deadlines in the order polls parked. Every poll holds for the same time, so this is
-    /// also deadline order, and one timer per core ([`CoreWaiters::sweep`]) serves them all
-    /// instead of a timer per poll.
-    deadlines: RefCell<VecDeque<(Instant, Weak<Parked>)>>,
-    /// The sweeper, while it waits for a first deadline.
-    sweeper: Cell<Option<Waker>>,
     shutting_down: Cell<bool>,
     count: Cell<usize>,
 }
 
 impl CoreWaiters {
-    /// Parks a poll on every app of `keys` until [`Ticket::changed`] resolves: at a change of
-    /// one of them, at `deadline` if any, or at shutdown. A deadline must not be earlier than
-    /// those of polls parked before (all polls hold equally long).
-    pub fn park(self: &Rc<Self>, keys: &[u64], deadline: Option<Instant>) -> Ticket {
+    /// Parks a poll on every app of `keys` until [`Ticket::changed`] resolves.
+    pub fn park(self: &Rc<Self>, keys: &[u64]) -> Ticket {
         let parked = Rc::new(Parked::default());
-        if let Some(deadline) = deadline {
-            let mut deadlines = self.deadlines.borrow_mut();
-            deadlines.push_back((deadline, Rc::downgrade(&parked)));
-            if deadlines.len() == 1 {
-                if let Some(w) = self.sweeper.take() {
-                    w.wake();
-                }
-            }
-        }
         let mut map = self.parked.borrow_mut();
         let slots = keys
             .iter()
@@ -141,39 +123,6 @@ impl CoreWaiters {
         for slab in self.parked.borrow().values() {
             for (_, p) in slab.iter() {
                 p.wake();
-            }
-        }
-    }
-
-    /// Wakes each parked poll when its deadline passes (it then answers -304). Runs for the
-    /// life of the core.
-    pub async fn sweep(self: Rc<Self>) {
-        loop {
-            let front = self.deadlines.borrow().front().map(|(d, _)| *d);
-            match front {
-                None => {
-                    std::future::poll_fn(|cx| {
-                        if self.deadlines.borrow().is_empty() {
-                            self.sweeper.set(Some(cx.waker().clone()));
-                            Poll::Pending
-                        } else {
-                            Poll::Ready(())
-                        }
-                    })
-                    .await
-                }
-                Some(deadline) if deadline > Instant::now() => {
-                    monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await
-                }
-                Some(_) => {
-                    let now = Instant::now();
-                    let mut deadlines = self.deadlines.borrow_mut();
-                    while deadlines.front().is_some_and(|(d, _)| *d <= now) {
-                        if let Some(p) = deadlines.pop_front().and_then(|(_, p)| p.upgrade()) {
-                            p.wake();
-                        }
-                    }
-                }
             }
         }
     }
@@ -219,7 +168,7 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// Resolves at the next change of a watched app, at the deadline, or at shutdown.
+    /// Resolves at the next change of a watched app (or at shutdown).
     pub fn changed(&self) -> Changed<'_> {
         Changed { ticket: self }
     }
@@ -270,29 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn the_sweeper_wakes_polls_whose_deadline_passed() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let core = Rc::new(CoreWaiters::default());
-            monoio::spawn(core.clone().sweep());
-            let soon = Instant::now() + std::time::Duration::from_millis(20);
-            let early = core.park(&[1], Some(soon));
-            let late = core.park(&[1], Some(soon + std::time::Duration::from_secs(60)));
-            early.changed().await;
-            assert!(Instant::now() >= soon);
-            noop_cx(|cx| assert!(Pin::new(&mut late.changed()).poll(cx).is_pending()));
-        });
-    }
-
-    #[test]
     fn wakes_only_polls_on_the_changed_app_and_unparks_on_drop() {
         let core = Rc::new(CoreWaiters::default());
-        let later = Some(Instant::now() + std::time::Duration::from_secs(60));
-        let a = core.park(&[1, 2], later);
-        let b = core.park(&[3], later);
+        let a = core.park(&[1, 2]);
+        let b = core.park(&[3]);
         assert_eq!(core.count(), 2);
         core.wake_key(2);
         noop_cx(|cx| {
