@@ -16,7 +16,30 @@ pub struct Flags {
     pub conf: Option<PathBuf>,
     /// `-threads`: overrides `httpServer.threads`.
     pub threads: Option<usize>,
+    /// The Go original's (kratos) identity flags `-region`, `-zone`, `-deploy.env`: like the
+    /// `REGION`, `ZONE`, `DEPLOY_ENV` variables, used where the config leaves `[env]` empty.
+    pub region: Option<String>,
+    pub zone: Option<String>,
+    pub deploy_env: Option<String>,
+    /// `-log.dir`: like `LOG_DIR`, used where the config has no `[log] dir`.
+    pub log_dir: Option<PathBuf>,
+    /// Flags of the Go original that have no effect here (accepted so its start scripts run).
+    pub ignored: Vec<String>,
 }
+
+/// Flags of the Go original (kratos) that take a value and have no meaning here.
+const IGNORED_VALUE_FLAGS: &[&str] = &[
+    "appid",
+    "deploy.color",
+    "discovery.nodes",
+    "log.v",
+    "log.agent",
+    "log.module",
+    "log.filter",
+];
+
+/// Boolean flags of the Go original with no meaning here (`-name` or `-name=bool`).
+const IGNORED_BOOL_FLAGS: &[&str] = &["log.stdout", "log.noagent"];
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +67,16 @@ FLAGS (one or two leading dashes; the value may follow a space or `=`):
                       accepted for compatibility with the Go original's scripts.
     -threads <n>      Worker threads, 0 = one per core (overrides httpServer.threads;
                       at most 1024).
+    -region <r>, -zone <z>, -deploy.env <e>
+                      The Go original's identity flags: used for [env] region, zone and
+                      DeployEnv where the config leaves them empty (before REGION, ZONE,
+                      DEPLOY_ENV).
+    -log.dir <dir>    Log to <dir>/discovery.log where the config has no [log] dir
+                      (before LOG_DIR).
+    -log.v, -log.stdout, -log.agent, -log.module, -log.filter, -log.noagent,
+    -appid, -deploy.color, -discovery.nodes
+                      Accepted so the Go original's start scripts run; no effect here
+                      (a warning is logged).
     -h, -help, --help
                       Print this help and exit.
     -V, -version, --version
@@ -56,6 +89,7 @@ ENVIRONMENT:
     REGION, ZONE, DEPLOY_ENV, HOSTNAME
                       Used for [env] region, zone, DeployEnv and host when the config
                       leaves them empty (host falls back to the system hostname).
+    LOG_DIR           Log directory where the config and -log.dir give none.
     RUST_LOG          Log filter, e.g. `debug` or `discovery=debug` (default: info);
                       `info,access=debug` adds one access-log line per request.
     MONOIO_FORCE_LEGACY_DRIVER=1
@@ -80,6 +114,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     let mut flags = Flags {
         conf: None,
         threads: None,
+        region: None,
+        zone: None,
+        deploy_env: None,
+        log_dir: None,
+        ignored: Vec::new(),
     };
     let mut conf_key: Option<String> = None;
     while let Some(arg) = args.next() {
@@ -94,7 +133,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         match name {
             "h" | "help" if inline.is_none() => return Ok(Command::Help),
             "V" | "version" if inline.is_none() => return Ok(Command::Version),
-            "conf" | "confkey" | "threads" => {}
+            "conf" | "confkey" | "threads" | "region" | "zone" | "deploy.env" | "log.dir" => {}
+            // Go's bool flags take no separate value: `-log.stdout` or `-log.stdout=false`.
+            n if IGNORED_BOOL_FLAGS.contains(&n) => {
+                flags.ignored.push(arg.clone());
+                continue;
+            }
+            n if IGNORED_VALUE_FLAGS.contains(&n) => {}
             _ => return Err(format!("unknown flag {arg:?}; see --help")),
         }
         let value = match inline.or_else(|| args.next()) {
@@ -104,6 +149,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         match name {
             "conf" => flags.conf = Some(PathBuf::from(value)),
             "confkey" => conf_key = Some(value),
+            "region" => flags.region = Some(value),
+            "zone" => flags.zone = Some(value),
+            "deploy.env" => flags.deploy_env = Some(value),
+            "log.dir" => flags.log_dir = Some(PathBuf::from(value)),
+            n if IGNORED_VALUE_FLAGS.contains(&n) => flags.ignored.push(format!("-{n}={value}")),
             _ => {
                 let n: usize = value
                     .parse()
@@ -137,7 +187,62 @@ mod tests {
         Command::Run(Flags {
             conf: conf.map(PathBuf::from),
             threads,
+            region: None,
+            zone: None,
+            deploy_env: None,
+            log_dir: None,
+            ignored: Vec::new(),
         })
+    }
+
+    #[test]
+    fn the_go_originals_start_lines_run() {
+        // From the original's Makefile and Dockerfile.
+        let Ok(Command::Run(f)) = run(&[
+            "-conf",
+            "dist/conf",
+            "-confkey",
+            "discovery.toml",
+            "-log.dir",
+            "dist/log",
+        ]) else {
+            panic!("Makefile line refused");
+        };
+        assert_eq!(f.conf, Some(PathBuf::from("dist/conf/discovery.toml")));
+        assert_eq!(f.log_dir, Some(PathBuf::from("dist/log")));
+        let Ok(Command::Run(f)) = run(&[
+            "-zone=sh002",
+            "-region",
+            "sh",
+            "-deploy.env",
+            "prod",
+            "-log.stdout",
+            "-log.v",
+            "3",
+            "-log.noagent=true",
+            "-appid",
+            "infra.discovery",
+        ]) else {
+            panic!("kratos flags refused");
+        };
+        assert_eq!(
+            (
+                f.zone.as_deref(),
+                f.region.as_deref(),
+                f.deploy_env.as_deref()
+            ),
+            (Some("sh002"), Some("sh"), Some("prod"))
+        );
+        assert_eq!(
+            f.ignored,
+            [
+                "-log.stdout",
+                "-log.v=3",
+                "-log.noagent=true",
+                "-appid=infra.discovery"
+            ]
+        );
+        assert!(run(&["-log.dir"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The Go original's identity flags stand in for their environment variables, which the
+    // config falls back to where `[env]` is empty; nothing else runs yet, so setting them is safe.
+    for (value, var) in [
+        (&flags.region, "REGION"),
+        (&flags.zone, "ZONE"),
+        (&flags.deploy_env, "DEPLOY_ENV"),
+    ] {
+        if let Some(v) = value {
+            std::env::set_var(var, v);
+        }
+    }
     let mut config = match Config::load(flags.conf.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -38,12 +49,22 @@ fn main() -> ExitCode {
     if let Some(t) = flags.threads {
         config.http_server.threads = t;
     }
+    // As in the original: the config's `[log] dir`, else `-log.dir`, else `LOG_DIR`.
+    if config.log.dir.is_none() {
+        config.log.dir = flags
+            .log_dir
+            .clone()
+            .or_else(|| std::env::var_os("LOG_DIR").map(Into::into));
+    }
     if let Err(e) = logging::init(&config.log) {
         eprintln!("discovery: {e}");
         return ExitCode::FAILURE;
     }
     for w in &config.warnings {
         tracing::warn!("{w}");
+    }
+    for f in &flags.ignored {
+        tracing::warn!("flag {f} of the Go original has no effect here; ignored");
     }
     let threads = match config.http_server.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
