@@ -315,8 +315,9 @@ async fn send_batch(
         .call("POST", "/discovery/replicate", &body, dial, timeout)
         .await?;
     peer.requests_sent.fetch_add(1, Ordering::Relaxed);
-    if answer.status == 404 || answer.status == 405 {
-        tracing::info!(peer = %peer.addr, "peer does not take batches; sending ops one by one");
+    // 404/405: an older peer without the endpoint; 413: a peer whose maxBody is below a batch.
+    if matches!(answer.status, 404 | 405 | 413) {
+        tracing::info!(peer = %peer.addr, status = answer.status, "peer does not take batches; sending ops one by one");
         peer.ours.store(false, Ordering::Relaxed);
         for op in ops {
             send(c, op, peer, node, dial, timeout).await?;
