@@ -39,6 +39,36 @@ fn unknown_config_keys_are_logged_not_fatal() {
     assert_eq!(s.get("/discovery/nodes").code(), 0);
 }
 
+/// The Go original's start line (its Makefile): `-confkey` and kratos' `-log.dir`, plus a kratos
+/// flag that has no effect here, and `-zone`, which fills `[env] zone` only where it is empty.
+#[test]
+fn the_go_originals_start_flags_work() {
+    let logs = TempDir::new("logdir");
+    let dir = logs.path().join("log");
+    let dir_arg = dir.to_string_lossy().to_string();
+    let s = Setup::new()
+        .args(&[
+            "-confkey",
+            "discovery.toml",
+            "-log.dir",
+            &dir_arg,
+            "-log.v",
+            "3",
+            "-zone",
+            "sh009",
+        ])
+        .start();
+    s.wait_log("flag -log.v=3 of the Go original has no effect here");
+    let file = dir.join("discovery.log");
+    wait_until("the log file to name the listening address", || {
+        let text = std::fs::read_to_string(&file).ok()?;
+        text.contains("discovery listening").then_some(())
+    });
+    // The config names zone sh001, which wins over the flag.
+    let nodes = s.get("/discovery/nodes").data();
+    assert_eq!(nodes[0]["zone"], "sh001", "{nodes}");
+}
+
 #[test]
 fn help_and_bad_flags() {
     let out = Command::new(BIN)

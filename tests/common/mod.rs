@@ -84,6 +84,7 @@ pub struct Setup {
     http: BTreeMap<String, String>,
     registry: BTreeMap<String, String>,
     files: Vec<(String, String)>,
+    args: Vec<String>,
     /// Pass the config file itself to `-conf` rather than its directory.
     conf_file: bool,
 }
@@ -109,6 +110,7 @@ impl Setup {
             http,
             registry: BTreeMap::new(),
             files: Vec::new(),
+            args: Vec::new(),
             conf_file: false,
         }
     }
@@ -160,6 +162,12 @@ impl Setup {
     /// A duration key of `[registry]`, e.g. `("pollHold", "1s")`.
     pub fn registry(mut self, key: &str, value: &str) -> Setup {
         self.registry.insert(key.into(), format!("{value:?}"));
+        self
+    }
+
+    /// More command-line arguments after `-conf <dir>`.
+    pub fn args(mut self, args: &[&str]) -> Setup {
+        self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -216,6 +224,7 @@ impl Setup {
         let mut child = Command::new(BIN)
             .arg("-conf")
             .arg(conf)
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
