@@ -180,30 +180,29 @@ impl Api {
                 "discovery in protect mode and only support register",
             ));
         }
-        let now = clock::now_ns();
-        if route == Route::Replicate {
-            replicate::handle(node, &req.body, now, out, framing);
-            return Ok(Reply::Done(framing.keep_alive));
-        }
-        let params = Params::parse(req.head.query.as_bytes(), &req.body);
-        let p = &params;
+        // Only writes read the clock, and only routes with parameters decode them.
+        let params = || Params::parse(req.head.query.as_bytes(), &req.body);
+        let now = clock::now_ns;
         match route {
-            // Answered above, from the raw body.
-            Route::Replicate => {}
+            Route::Replicate => replicate::handle(node, &req.body, now(), out, framing),
             Route::Register => {
-                register::handle(node, p, now).map(|()| envelope::ok(out, framing))?
+                register::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
             }
-            Route::Renew => renew::handle(node, p, now, out, framing)?,
-            Route::Cancel => cancel::handle(node, p, now).map(|()| envelope::ok(out, framing))?,
-            Route::Set => set::handle(node, p, now).map(|()| envelope::ok(out, framing))?,
-            Route::Fetch => fetch::fetch(node, p, out, framing)?,
-            Route::Fetchs => fetch::fetchs(node, p, out, framing)?,
+            Route::Renew => renew::handle(node, &params(), now(), out, framing)?,
+            Route::Cancel => {
+                cancel::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
+            }
+            Route::Set => {
+                set::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
+            }
+            Route::Fetch => fetch::fetch(node, &params(), out, framing)?,
+            Route::Fetchs => fetch::fetchs(node, &params(), out, framing)?,
             Route::FetchAll => fetch::all(node, out, framing),
             Route::Nodes => nodes::handle(node, out, framing),
             Route::Poll | Route::Polls => {
                 let single = route == Route::Poll;
                 if let poll::Started::Parked(parked) =
-                    poll::start(node, &self.waiters, p, single, out, framing)?
+                    poll::start(node, &self.waiters, &params(), single, out, framing)?
                 {
                     return Ok(Reply::Park(parked));
                 }
@@ -223,7 +222,8 @@ impl Service for Api {
     type Parked = Box<poll::Parked>;
 
     fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked> {
-        let started = Instant::now();
+        // The clock is read for the access log only when that log is on.
+        let started = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(Instant::now);
         metrics::inc(&self.node.metrics.requests);
         let route = match Route::find(req.head.method, &req.head.path) {
             Ok(r) => r,
@@ -254,7 +254,7 @@ impl Service for Api {
             query = %req.head.query,
             code,
             parked = matches!(reply, Reply::Park(_)),
-            micros = started.elapsed().as_micros() as u64,
+            micros = started.map_or(0, |t| t.elapsed().as_micros() as u64),
         );
         reply
     }
