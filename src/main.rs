@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use discovery::cli::{self, Command};
-use discovery::config::Config;
+use discovery::config::{Config, Overrides};
 use discovery::shutdown::Shutdown;
 use discovery::{logging, server};
 
@@ -28,34 +28,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The Go original's identity flags stand in for their environment variables, which the
-    // config falls back to where `[env]` is empty; nothing else runs yet, so setting them is safe.
-    for (value, var) in [
-        (&flags.region, "REGION"),
-        (&flags.zone, "ZONE"),
-        (&flags.deploy_env, "DEPLOY_ENV"),
-    ] {
-        if let Some(v) = value {
-            std::env::set_var(var, v);
-        }
-    }
-    let mut config = match Config::load(flags.conf.as_deref()) {
+    let overrides = Overrides {
+        region: flags.region,
+        zone: flags.zone,
+        deploy_env: flags.deploy_env,
+        threads: flags.threads,
+        log_dir: flags.log_dir,
+    };
+    let config = match Config::load(flags.conf.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("discovery: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(t) = flags.threads {
-        config.http_server.threads = t;
-    }
-    // As in the original: the config's `[log] dir`, else `-log.dir`, else `LOG_DIR`.
-    if config.log.dir.is_none() {
-        config.log.dir = flags
-            .log_dir
-            .clone()
-            .or_else(|| std::env::var_os("LOG_DIR").map(Into::into));
-    }
     if let Err(e) = logging::init(&config.log) {
         eprintln!("discovery: {e}");
         return ExitCode::FAILURE;
