@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 use common::{NaiveEnvelope, NaiveRegistry, APPID, ENV, NOW, ZONE};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use discovery::api::envelope;
-use discovery::http::response::Framing;
-use discovery::registry::waiters::Hub;
+use discovery::http::response::{Framing, Keep, Version};
+use discovery::park::Hub;
 use discovery::registry::Registry;
 
 const STATUS_UP: u32 = 1;
 const FRAMING: Framing = Framing {
-    keep_alive: true,
-    http10: false,
+    keep: Keep::Alive,
+    version: Version::Http11,
 };
 
 fn ours(registry: &Registry, out: &mut Vec<u8>) {
@@ -63,9 +63,8 @@ fn body(response: &[u8]) -> serde_json::Value {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fetch_answer");
     for n in [10usize, 100, 1000] {
-        // No parked polls and no dispatcher: the hub's inbox only collects the fixture's and the
-        // re-registers' notifications, a few bytes each.
-        let registry = Registry::new(Arc::new(Hub::new(1)));
+        // No runtime subscribed to the hub: changes notify nobody, as on a node without polls.
+        let registry = Registry::new(Arc::new(Hub::new()), 1);
         let baseline = NaiveRegistry::default();
         for i in 0..n {
             registry.register(&common::registration(i), NOW).unwrap();

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use discovery::api::params::Params;
-use discovery::api::register;
 use discovery::registry::instance::Registration;
+use discovery::wire::params::Params;
+use discovery::wire::register::Register;
 
 const BODY: &[u8] = b"region=sh&zone=sh001&env=prod&appid=main.account.account-service\
 &hostname=account-service-7d9f8b6c4-00042&addrs=http%3A%2F%2F10.0.0.43%3A8000\
@@ -117,7 +117,7 @@ fn naive_registration(v: &Values) -> Registration {
 }
 
 fn ours_registration(p: &Params) -> Registration {
-    let reg = register::parse(p).unwrap();
+    let reg = Register::from_params(p).unwrap().reg;
     p.bool("replication").unwrap();
     reg
 }

@@ -24,23 +24,29 @@ use std::time::{Duration, Instant};
 
 use common::{NaiveRegistry, APPID, ENV, NOW, ZONE};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use discovery::park::{CoreWaiters, Hub};
 use discovery::registry::instance::Registration;
-use discovery::registry::waiters::{CoreWaiters, Hub};
-use discovery::registry::Registry;
+use discovery::registry::{InstanceKey, Registry};
+use discovery::shutdown::Shutdown;
 
 /// Our registry with its one core's dispatcher, polled by hand.
 struct Ours {
     registry: Registry,
     dispatcher: Pin<Box<dyn Future<Output = ()>>>,
+    /// Never triggered: keeps the dispatcher's watch alive.
+    _stop: Shutdown,
 }
 
 impl Ours {
     fn with_instances(n: usize) -> Ours {
-        let hub = Arc::new(Hub::new(1));
-        let dispatcher = Box::pin(Rc::new(CoreWaiters::default()).dispatch(hub.clone(), 0));
+        let hub = Arc::new(Hub::new());
+        let stop = Shutdown::new();
+        let dispatcher =
+            Box::pin(Rc::new(CoreWaiters::default()).dispatch(hub.subscribe(), stop.watch()));
         let ours = Ours {
-            registry: Registry::new(hub),
+            registry: Registry::new(hub, 1),
             dispatcher,
+            _stop: stop,
         };
         for i in 0..n {
             ours.registry
@@ -111,8 +117,13 @@ fn bench(c: &mut Criterion) {
         let before = ours.registry.snapshot(ENV, APPID).unwrap();
         g.bench_with_input(BenchmarkId::new("renew/ours", n), &n, |b, _| {
             b.iter(|| {
-                ours.registry
-                    .renew(ENV, APPID, ZONE, black_box(&host), NOW + 1)
+                let key = InstanceKey {
+                    env: ENV,
+                    appid: APPID,
+                    zone: ZONE,
+                    hostname: black_box(&host),
+                };
+                ours.registry.renew(&key, NOW + 1)
             })
         });
         // A renew publishes nothing.
@@ -131,9 +142,13 @@ fn bench(c: &mut Criterion) {
                     iters,
                     || ours.registry.register(&extra, NOW).unwrap(),
                     |_| {
-                        ours.registry
-                            .cancel(ENV, APPID, ZONE, "cancel-me", None, NOW)
-                            .unwrap()
+                        let key = InstanceKey {
+                            env: ENV,
+                            appid: APPID,
+                            zone: ZONE,
+                            hostname: "cancel-me",
+                        };
+                        ours.registry.cancel(&key, None, NOW).unwrap()
                     },
                 );
                 ours.drain();

@@ -32,8 +32,8 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use discovery::registry::waiters::{CoreWaiters, Hub};
-use discovery::registry::wake_key;
+use discovery::park::{CoreWaiters, Hub, WakeKey};
+use discovery::shutdown::Shutdown;
 use monoio::{LegacyDriver, Runtime, RuntimeBuilder};
 
 /// Counts tasks down and wakes the one waiting for zero.
@@ -78,18 +78,18 @@ type NaiveParked = (Arc<AtomicBool>, Waker);
 /// The baseline: every parked poll's waker, woken one by one by whoever notifies.
 #[derive(Default)]
 struct NaiveWaiters {
-    parked: Mutex<HashMap<u64, Vec<NaiveParked>>>,
+    parked: Mutex<HashMap<WakeKey, Vec<NaiveParked>>>,
 }
 
 impl NaiveWaiters {
-    fn park(&self, key: u64, waker: Waker) -> Arc<AtomicBool> {
+    fn park(&self, key: WakeKey, waker: Waker) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
         let mut parked = self.parked.lock().unwrap();
         parked.entry(key).or_default().push((flag.clone(), waker));
         flag
     }
 
-    fn notify(&self, key: u64) {
+    fn notify(&self, key: WakeKey) {
         let woken = self.parked.lock().unwrap().remove(&key);
         for (flag, waker) in woken.into_iter().flatten() {
             flag.store(true, Ordering::Release);
@@ -113,7 +113,7 @@ enum Notifier {
 }
 
 impl Notifier {
-    fn notify(&self, key: u64) {
+    fn notify(&self, key: WakeKey) {
         match self {
             Notifier::Ours(hub) => hub.notify(key),
             Notifier::Naive(table) => table.notify(key),
@@ -123,7 +123,7 @@ impl Notifier {
 
 /// Spawns `n` polls parked on `key`; returns once all are parked, with the latch they count
 /// down as they wake.
-async fn park(n: usize, key: u64, core: &Rc<CoreWaiters>, notifier: &Notifier) -> Rc<Latch> {
+async fn park(n: usize, key: WakeKey, core: &Rc<CoreWaiters>, notifier: &Notifier) -> Rc<Latch> {
     let parked = Latch::new(n);
     let woken = Latch::new(n);
     for _ in 0..n {
@@ -164,7 +164,7 @@ async fn park(n: usize, key: u64, core: &Rc<CoreWaiters>, notifier: &Notifier) -
 
 /// The notifying thread: for each message on `go`, notes the time, notifies and sends the
 /// time back; ends when `go` closes.
-fn serve(notifier: &Notifier, key: u64, go: Receiver<()>, started: Sender<Instant>) {
+fn serve(notifier: &Notifier, key: WakeKey, go: Receiver<()>, started: Sender<Instant>) {
     for () in go {
         let start = Instant::now();
         notifier.notify(key);
@@ -180,8 +180,9 @@ fn run(
     n: usize,
     iters: u64,
 ) -> Duration {
-    let key = wake_key(common::ENV, common::APPID);
-    let hub = Arc::new(Hub::new(1));
+    let key = WakeKey::of(common::ENV, common::APPID);
+    let hub = Arc::new(Hub::new());
+    let stop = Shutdown::new();
     let core = Rc::new(CoreWaiters::default());
     let notifier = match kind {
         Kind::Ours => Notifier::Ours(hub.clone()),
@@ -194,7 +195,7 @@ fn run(
             s.spawn(|| serve(&notifier, key, go_rx, started_tx));
         }
         let total = rt.block_on(async {
-            let dispatcher = monoio::spawn(core.clone().dispatch(hub.clone(), 0));
+            let dispatcher = monoio::spawn(core.clone().dispatch(hub.subscribe(), stop.watch()));
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let woken = park(n, key, &core, &notifier).await;
@@ -210,8 +211,7 @@ fn run(
                     total += start.elapsed();
                 }
             }
-            assert_eq!(core.count(), 0);
-            hub.shutdown();
+            stop.trigger();
             dispatcher.await;
             total
         });

@@ -14,14 +14,8 @@ pub enum Kind {
     NotFound,
     /// Nothing changed since the client's timestamp: ecode -304.
     NotModified,
-    /// A replicated write lost to a newer local instance: ecode -409.
-    Conflict,
     /// Reads refused during start-up protection: HTTP 503, ecode -500.
     Protected,
-    /// A peer did not answer or answered nonsense: ecode -500.
-    Peer,
-    /// A bug or resource failure on our side: ecode -500.
-    Internal,
 }
 
 /// An error with its kind and a human-readable context (sent as the envelope's `message`).
@@ -53,8 +47,7 @@ impl Error {
             Kind::BadParam => -400,
             Kind::NotFound => -404,
             Kind::NotModified => -304,
-            Kind::Conflict => -409,
-            Kind::Protected | Kind::Peer | Kind::Internal => -500,
+            Kind::Protected => -500,
         }
     }
 

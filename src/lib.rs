@@ -2,28 +2,46 @@
 //! service registry.
 //!
 //! # Layout
-//! The modules follow the pipeline of a request, each importing only downward:
+//! The modules follow the pipeline of a request; each imports only the ones below it:
 //!
-//! - [`server`] — `net`: `SO_REUSEPORT` listeners, one monoio runtime per core, shutdown.
-//! - [`http`] — request framing, responses, the per-connection loop.
-//! - [`api`] — routes, parameters, one handler per endpoint.
-//! - [`registry`] — apps, snapshots, instances, parked-poll waiters, eviction, guard, schedulers.
-//! - [`cluster`] — peers, replication, start-up sync, self-discovery; [`client`] — its HTTP client.
-//! - [`node`] — the state all cores share; [`housekeeping`] — timed chores on their own thread.
-//! - [`config`], [`cli`], [`logging`], [`metrics`], [`clock`], [`error`], [`shutdown`].
+//! ```text
+//!  main ─▶ node (life cycle, housekeeping, scheduler files)
+//!            │
+//!            ├─▶ net (listeners, one runtime per core)
+//!            │     └─▶ http (framing, responses, connection loop; client for peers)
+//!            │     └─▶ api (routes; one handler per endpoint: typed request → typed answer)
+//!            │           ├─▶ wire (one file per message: form in/out, peer JSON in, rules)
+//!            │           ├─▶ park (hub, per-core waiters of parked polls)
+//!            │           └─▶ cluster (peers, lanes, protocol, sync, membership)
+//!            │                 └─▶ wire, http::client
+//!            └─▶ registry (apps, snapshots, instances, self-preservation: pure)
+//!  leaves: config, identity, metrics, shutdown, json, clock, error, logging, cli
+//! ```
+//!
+//! - [`net`] — `SO_REUSEPORT` listeners, one monoio runtime per core, accept loops.
+//! - [`http`] — request framing, responses, the per-connection loop, the peers' client.
+//! - [`api`] — routes and handlers; [`wire`] — the messages they read and peers exchange.
+//! - [`registry`] — apps, snapshots, instances, eviction, self-preservation.
+//! - [`park`] — parked long-polls and the hub that wakes them, one notification per core.
+//! - [`cluster`] — peers, replication, start-up sync and protection, self-discovery.
+//! - [`node`] — the node's life cycle: start, housekeeping chores, scheduler files, stop.
+//! - [`config`], [`cli`], [`logging`], [`shutdown`]; crate-internal: `identity`, `metrics`,
+//!   `json`, `clock`, `error`.
 
 pub mod api;
 pub mod cli;
-pub mod client;
-pub mod clock;
-pub mod cluster;
+mod clock;
+mod cluster;
 pub mod config;
 pub mod error;
-pub mod housekeeping;
 pub mod http;
+mod identity;
+mod json;
 pub mod logging;
-pub mod metrics;
+mod metrics;
+pub mod net;
 pub mod node;
+pub mod park;
 pub mod registry;
-pub mod server;
 pub mod shutdown;
+pub mod wire;

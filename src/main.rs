@@ -1,13 +1,12 @@
 //! The `discovery` binary: reads flags and configuration, binds the listeners, wires signals to
-//! shutdown, and hands over to `server::run`.
+//! shutdown, and hands over to `node::run`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use discovery::cli::{self, Command};
 use discovery::config::{Config, Overrides};
 use discovery::shutdown::Shutdown;
-use discovery::{logging, server};
+use discovery::{logging, net, node};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -59,14 +58,14 @@ fn main() -> ExitCode {
     // Block the stop signals before any thread starts, so every thread inherits the mask and
     // only the signal thread below receives them.
     let signals = stop_signals();
-    let listeners = match server::bind(config.http_server.addr, threads) {
+    let listeners = match net::bind(config.http_server.addr, threads) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(addr = %config.http_server.addr, error = %e, "cannot listen");
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = Arc::new(Shutdown::new());
+    let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -82,7 +81,7 @@ fn main() -> ExitCode {
         tracing::error!(error = %e, "cannot start the signal thread");
         return ExitCode::FAILURE;
     }
-    match server::run(config, listeners, shutdown) {
+    match node::run(config, listeners, shutdown) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

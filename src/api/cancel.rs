@@ -1,25 +1,17 @@
-//! POST `/discovery/cancel`: remove an instance.
+//! POST `/discovery/cancel`: remove an instance, and forward the removal.
 
-use super::params::Params;
-use super::register::timestamp;
+use super::{Answer, Api};
+use crate::clock;
 use crate::cluster::op::Op;
 use crate::error::Result;
-use crate::node::Node;
+use crate::wire::cancel::Cancel;
 
 /// Handles a cancel.
-pub fn handle(node: &Node, p: &Params, now: i64) -> Result<()> {
-    let (zone, env) = (p.required("zone")?, p.required("env")?);
-    let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
-    let latest = timestamp(p, "latest_timestamp")?;
-    let replication = p.bool("replication")?;
-    let from_zone = p.bool("from_zone")?;
-    let inst = node
-        .registry
-        .cancel(env, appid, zone, hostname, latest, now)?;
-    if !replication {
-        let latest_ts = latest.unwrap_or(now);
-        node.cluster
-            .replicate(Op::Cancel { inst, latest_ts }, from_zone);
-    }
-    Ok(())
+pub(crate) fn handle<'a>(api: &Api, req: Cancel<'_>) -> Result<Answer<'a>> {
+    let now = clock::now_ns();
+    let inst = api.registry.cancel(&req.key, req.latest_ts, now)?;
+    let latest_ts = req.latest_ts.unwrap_or(now);
+    api.cluster
+        .forward(Op::Cancel { inst, latest_ts }, req.origin);
+    Ok(Answer::Ok)
 }

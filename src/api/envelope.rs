@@ -3,19 +3,19 @@
 
 use crate::error::Error;
 use crate::http::response::{self, Framing, Open};
-use crate::registry::json;
+use crate::json;
 
 const JSON: &str = "application/json; charset=utf-8";
 
 /// An envelope being written; add fields, then [`Envelope::end`].
-pub struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     out: &'a mut Vec<u8>,
     open: Open,
 }
 
 impl<'a> Envelope<'a> {
     /// Writes the HTTP head and `{"code":..,"message":..,"ttl":1`.
-    pub fn begin(
+    pub(crate) fn begin(
         out: &'a mut Vec<u8>,
         framing: Framing,
         status: u16,
@@ -32,7 +32,7 @@ impl<'a> Envelope<'a> {
     }
 
     /// Starts field `name`; the caller writes its JSON value into the returned buffer.
-    pub fn field(&mut self, name: &str) -> &mut Vec<u8> {
+    pub(crate) fn field(&mut self, name: &str) -> &mut Vec<u8> {
         self.out.push(b',');
         json::write_str(self.out, name);
         self.out.push(b':');
@@ -40,14 +40,14 @@ impl<'a> Envelope<'a> {
     }
 
     /// Closes the object and fills in the Content-Length.
-    pub fn end(self) {
+    pub(crate) fn end(self) {
         self.out.push(b'}');
         self.open.finish(self.out);
     }
 }
 
 /// `{"code":0,"message":"0","ttl":1}`.
-pub fn ok(out: &mut Vec<u8>, framing: Framing) {
+pub(crate) fn ok(out: &mut Vec<u8>, framing: Framing) {
     Envelope::begin(out, framing, 200, 0, "0").end();
 }
 
@@ -61,6 +61,6 @@ pub fn ok_data(out: &mut Vec<u8>, framing: Framing, data: &[u8]) {
 }
 
 /// The answer for an error: its ecode and message, HTTP 200 (or 503 under protection).
-pub fn error(out: &mut Vec<u8>, framing: Framing, err: &Error) {
+pub(crate) fn error(out: &mut Vec<u8>, framing: Framing, err: &Error) {
     Envelope::begin(out, framing, err.http_status(), err.ecode(), &err.context).end();
 }

@@ -1,36 +1,47 @@
-//! The discovery HTTP API: routes, parameters and one handler per endpoint. [`Api`] is the
-//! [`Service`] each core runs behind the HTTP layer; handlers talk to the registry.
+//! The discovery HTTP API: routes and one handler per endpoint. [`Api`] is the
+//! [`Service`] each core runs behind the HTTP layer. Every handler has one shape: a typed
+//! request from `wire` in, a typed [`Answer`] (or an error) out; [`Answer::write`] and
+//! [`envelope::error`] are the only writers of a response.
 
-pub mod cancel;
+mod answer;
+mod cancel;
 pub mod envelope;
-pub mod fetch;
-pub mod nodes;
-pub mod params;
-pub mod poll;
-pub mod register;
-pub mod renew;
-pub mod replicate;
-pub mod set;
+mod fetch;
+mod metrics;
+mod nodes;
+mod poll;
+mod register;
+mod renew;
+mod replicate;
+mod set;
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::clock;
-use crate::cluster;
+use crate::cluster::Cluster;
 use crate::error::{Error, Kind, Result};
 use crate::http::conn::{Reply, Request, Service};
 use crate::http::request::Method;
-use crate::http::response::{self, Framing};
-use crate::metrics;
-use crate::node::Node;
-use crate::registry::waiters::CoreWaiters;
-use params::Params;
+use crate::http::response::{self, Framing, Keep};
+use crate::identity::Identity;
+use crate::metrics::{inc, Metrics};
+use crate::park::CoreWaiters;
+use crate::registry::Registry;
+use crate::shutdown::ShutdownWatch;
+use crate::wire::cancel::Cancel;
+use crate::wire::fetch::{Fetch, Fetchs};
+use crate::wire::params::Params;
+use crate::wire::poll::{Poll, PollKind};
+use crate::wire::register::Register;
+use crate::wire::renew::Renew;
+use crate::wire::set::Set;
+use answer::Answer;
+use poll::{ParkedPoll, Polled};
 
 /// Every endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+enum Route {
     Register,
     Renew,
     Cancel,
@@ -47,7 +58,7 @@ pub enum Route {
 
 impl Route {
     /// The route for a method and path; `Err` is the HTTP status to answer (404 or 405).
-    pub fn find(method: Method, path: &str) -> std::result::Result<Route, u16> {
+    fn find(method: Method, path: &str) -> std::result::Result<Route, u16> {
         let (route, post) = match path {
             "/discovery/register" => (Route::Register, true),
             "/discovery/renew" => (Route::Renew, true),
@@ -81,150 +92,84 @@ impl Route {
                 | Route::Nodes
         )
     }
+
+    /// Routes whose requests carry form parameters (the others are not decoded).
+    fn takes_params(self) -> bool {
+        !matches!(
+            self,
+            Route::Replicate | Route::FetchAll | Route::Nodes | Route::Metrics
+        )
+    }
 }
 
-/// The `/metrics` text: the node's counters plus what is counted at scrape time.
-fn metrics_text(node: &Node) -> String {
-    let (apps, instances) = node.registry.size();
-    let guard = node.registry.guard();
-    let peers = node.cluster.peers();
-    let all: Vec<_> = peers
-        .own
-        .iter()
-        .chain(peers.zones.values().flatten())
-        .collect();
-    let count = |f: &dyn Fn(&cluster::peer::Peer) -> i64| all.iter().map(|p| f(p)).sum::<i64>();
-    node.metrics.render(&[
-        (
-            "discovery_apps",
-            "gauge",
-            "Apps (env, appid) with at least one instance.",
-            apps as i64,
-        ),
-        (
-            "discovery_instances",
-            "gauge",
-            "Registered instances.",
-            instances as i64,
-        ),
-        (
-            "discovery_renews_last_window",
-            "gauge",
-            "Renews counted in the last guard window.",
-            guard.renews_last_window(),
-        ),
-        (
-            "discovery_renews_expected",
-            "gauge",
-            "Renews expected per guard window.",
-            guard.expected().0,
-        ),
-        (
-            "discovery_peers",
-            "gauge",
-            "Peer nodes known (all zones).",
-            all.len() as i64,
-        ),
-        (
-            "discovery_peers_up",
-            "gauge",
-            "Peer nodes whose last call succeeded.",
-            count(&|p| i64::from(p.status() == crate::node::NODE_UP)),
-        ),
-        (
-            "discovery_replication_queued",
-            "gauge",
-            "Replicated writes waiting to be sent.",
-            count(&|p| p.queued() as i64),
-        ),
-        (
-            "discovery_replication_ops_total",
-            "counter",
-            "Replicated writes delivered to peers.",
-            count(&|p| p.ops_sent.load(Ordering::Relaxed) as i64),
-        ),
-        (
-            "discovery_replication_requests_total",
-            "counter",
-            "Requests that carried them (fewer when batched).",
-            count(&|p| p.requests_sent.load(Ordering::Relaxed) as i64),
-        ),
-        (
-            "discovery_replication_dropped_total",
-            "counter",
-            "Replicated writes dropped (peer unreachable or queue full).",
-            count(&|p| p.dropped.load(Ordering::Relaxed) as i64),
-        ),
-    ])
-}
-
-/// One core's API service.
-pub struct Api {
-    pub node: Arc<Node>,
+/// One core's API service: handles to the shared state, and this core's parked polls.
+pub(crate) struct Api {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) metrics: Arc<Metrics>,
     /// This core's parked polls; `Rc` because only this core's tasks touch them.
-    pub waiters: Rc<CoreWaiters>,
+    pub(crate) waiters: Rc<CoreWaiters>,
+    /// How long a poll is held before -304.
+    pub(crate) poll_hold: Duration,
+    pub(crate) shutdown: ShutdownWatch,
+}
+
+/// What dispatching a request came to: an answer, or a parked poll.
+enum Outcome<'a> {
+    Answer(Answer<'a>),
+    Park(Box<ParkedPoll>),
 }
 
 impl Api {
-    fn dispatch(
+    fn dispatch<'p>(
         &self,
         route: Route,
-        req: &Request,
-        out: &mut Vec<u8>,
-        framing: Framing,
-    ) -> Result<Reply<Box<poll::Parked>>> {
-        let node = &self.node;
-        if route.is_protected_read() && node.protected() {
+        params: &'p Params,
+        body: &'p [u8],
+    ) -> Result<Outcome<'p>> {
+        if route.is_protected_read() && self.cluster.protected() {
             return Err(Error::new(
                 Kind::Protected,
                 "discovery in protect mode and only support register",
             ));
         }
-        // Only writes read the clock, and only routes with parameters decode them.
-        let params = || Params::parse(req.head.query.as_bytes(), &req.body);
-        let now = clock::now_ns;
-        match route {
-            Route::Replicate => replicate::handle(node, &req.body, now(), out, framing),
-            Route::Register => {
-                register::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
-            }
-            Route::Renew => renew::handle(node, &params(), now(), out, framing)?,
-            Route::Cancel => {
-                cancel::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
-            }
-            Route::Set => {
-                set::handle(node, &params(), now()).map(|()| envelope::ok(out, framing))?
-            }
-            Route::Fetch => fetch::fetch(node, &params(), out, framing)?,
-            Route::Fetchs => fetch::fetchs(node, &params(), out, framing)?,
-            Route::FetchAll => fetch::all(node, out, framing),
-            Route::Nodes => nodes::handle(node, out, framing),
+        let answer = match route {
+            Route::Register => register::handle(self, Register::from_params(params)?),
+            Route::Renew => renew::handle(self, Renew::from_params(params)?),
+            Route::Cancel => cancel::handle(self, Cancel::from_params(params)?),
+            Route::Set => set::handle(self, Set::from_params(params)?),
+            Route::Replicate => replicate::handle(self, replicate::Batch { body }),
+            Route::Fetch => fetch::fetch(self, Fetch::from_params(params)?),
+            Route::Fetchs => fetch::fetchs(self, Fetchs::from_params(params)?),
+            Route::FetchAll => fetch::all(self, ()),
+            Route::Nodes => nodes::handle(self, ()),
+            Route::Metrics => metrics::handle(self, ()),
             Route::Poll | Route::Polls => {
-                let single = route == Route::Poll;
-                if let poll::Started::Parked(parked) =
-                    poll::start(node, &self.waiters, &params(), single, out, framing)?
-                {
-                    return Ok(Reply::Park(parked));
-                }
+                let kind = match route {
+                    Route::Poll => PollKind::One,
+                    _ => PollKind::Many,
+                };
+                return Ok(
+                    match poll::handle(self, Poll::from_params(params, kind)?)? {
+                        Polled::Now(answer) => Outcome::Answer(answer),
+                        Polled::Parked(parked) => Outcome::Park(parked),
+                    },
+                );
             }
-            Route::Metrics => {
-                let text = metrics_text(node);
-                let open = response::begin(out, 200, "text/plain; version=0.0.4", framing);
-                out.extend_from_slice(text.as_bytes());
-                open.finish(out);
-            }
-        }
-        Ok(Reply::Done(framing.keep_alive))
+        };
+        answer.map(Outcome::Answer)
     }
 }
 
 impl Service for Api {
-    type Parked = Box<poll::Parked>;
+    type Parked = Box<ParkedPoll>;
 
     fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked> {
         // The clock is read for the access log only when that log is on.
         let started = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(Instant::now);
-        metrics::inc(&self.node.metrics.requests);
+        let counters = self.metrics.core();
+        inc(&counters.requests);
         let route = match Route::find(req.head.method, &req.head.path) {
             Ok(r) => r,
             Err(status) => {
@@ -235,17 +180,26 @@ impl Service for Api {
                     "405 method not allowed"
                 };
                 response::plain(out, status, text, framing);
-                return Reply::Done(framing.keep_alive);
+                return Reply::Done(framing.keep);
             }
         };
-        let (reply, code) = match self.dispatch(route, &req, out, framing) {
-            Ok(reply) => (reply, 0),
+        let params = if route.takes_params() {
+            Params::parse(req.head.query.as_bytes(), &req.body)
+        } else {
+            Params::default()
+        };
+        let (reply, code) = match self.dispatch(route, &params, &req.body) {
+            Ok(Outcome::Answer(answer)) => {
+                answer.write(out, framing);
+                (Reply::Done(framing.keep), 0)
+            }
+            Ok(Outcome::Park(parked)) => (Reply::Park(parked), 0),
             Err(e) => {
                 if e.kind == Kind::BadParam {
-                    metrics::inc(&self.node.metrics.bad_requests);
+                    inc(&counters.bad_requests);
                 }
                 envelope::error(out, framing, &e);
-                (Reply::Done(framing.keep_alive), e.ecode())
+                (Reply::Done(framing.keep), e.ecode())
             }
         };
         tracing::debug!(
@@ -263,11 +217,7 @@ impl Service for Api {
         parked.wake()
     }
 
-    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<bool> {
-        parked.resume(&self.waiters, out, framing)
-    }
-
-    fn accepting(&self) -> bool {
-        !self.waiters.shutting_down()
+    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<Keep> {
+        parked.resume(self, out, framing)
     }
 }

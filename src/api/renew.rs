@@ -1,74 +1,38 @@
 //! POST `/discovery/renew`: the heartbeat, the hottest write. Answers the instance.
 
-use std::sync::Arc;
-
-use super::envelope::Envelope;
-use super::params::Params;
+use super::answer::Standing;
+use super::{Answer, Api};
+use crate::clock;
 use crate::cluster::op::Op;
 use crate::error::{Error, Result};
-use crate::http::response::Framing;
-use crate::node::Node;
-use crate::registry::instance::Instance;
-use crate::registry::json;
+use crate::wire::renew::Renew;
+use crate::wire::Origin;
 
-/// What a renew did: the renewed instance, and whether a peer's copy of it is older than ours.
-pub struct Renewed {
-    pub inst: Arc<Instance>,
-    /// Answer -409 with our instance, so the peer adopts it.
-    pub conflict: bool,
-}
-
-/// Applies a renew (and forwards it when it came from a client).
-pub fn apply(node: &Node, p: &Params, now: i64) -> Result<Renewed> {
-    let (zone, env) = (p.required("zone")?, p.required("env")?);
-    let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
-    let replication = p.bool("replication")?;
-    let dirty = p.i64("dirty_timestamp")?.unwrap_or(0);
-    let from_zone = p.bool("from_zone")?;
-    let Some(inst) = node.registry.renew(env, appid, zone, hostname, now) else {
-        return Err(Error::not_found(format!("{appid} {hostname} not found")));
+/// Handles a renew (and forwards it when it came from a client or another zone).
+pub(crate) fn handle<'a>(api: &Api, req: Renew<'_>) -> Result<Answer<'a>> {
+    let key = &req.key;
+    let Some(inst) = api.registry.renew(key, clock::now_ns()) else {
+        return Err(Error::not_found(format!(
+            "{} {} not found",
+            key.appid, key.hostname
+        )));
     };
-    if !replication {
-        node.cluster.replicate(Op::Renew(inst.clone()), from_zone);
-        return Ok(Renewed {
-            inst,
-            conflict: false,
-        });
+    if req.origin != Origin::Peer {
+        api.cluster.forward(Op::Renew(inst.clone()), req.origin);
+        return Ok(Answer::Renewed(inst, Standing::Current));
     }
     // A peer's renew also compares versions: a newer peer copy asks for its register (-404),
     // an older one is told ours (-409 with our instance).
-    if dirty > inst.dirty_ts {
+    if req.dirty_ts > inst.dirty_ts {
         return Err(Error::not_found(format!(
-            "{appid} {hostname} is newer on the peer"
+            "{} {} is newer on the peer",
+            key.appid, key.hostname
         )));
     }
-    Ok(Renewed {
-        conflict: dirty < inst.dirty_ts,
-        inst,
-    })
-}
-
-/// The `code` and `message` of a renew's answer.
-pub fn code(r: &Renewed) -> (i32, &'static str) {
-    if r.conflict {
-        (-409, "conflict: this node has a newer instance")
+    let standing = if req.dirty_ts < inst.dirty_ts {
+        Standing::Newer
     } else {
-        (0, "0")
-    }
-}
-
-/// Handles a renew, writing the answer (the instance, rendered with its new renew time).
-pub fn handle(
-    node: &Node,
-    p: &Params,
-    now: i64,
-    out: &mut Vec<u8>,
-    framing: Framing,
-) -> Result<()> {
-    let renewed = apply(node, p, now)?;
-    let (code, message) = code(&renewed);
-    let mut e = Envelope::begin(out, framing, 200, code, message);
-    json::write_instance(e.field("data"), &renewed.inst);
-    e.end();
-    Ok(())
+        Standing::Current
+    };
+    Ok(Answer::Renewed(inst, standing))
 }

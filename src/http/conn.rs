@@ -11,7 +11,8 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::request::{parse_body, parse_head, Head, ParseError};
-use super::response::{self, Framing};
+use super::response::{self, Framing, Keep, Version};
+use crate::shutdown::ShutdownWatch;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 4096;
@@ -20,46 +21,43 @@ const FLUSH_AT: usize = 64 * 1024;
 
 /// A framed request.
 #[derive(Debug)]
-pub struct Request {
-    pub head: Head,
-    pub body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) head: Head,
+    pub(crate) body: Vec<u8>,
 }
 
 /// What the service did with a request.
-pub enum Reply<P> {
-    /// The whole answer is in the output buffer; `true` keeps the connection open.
-    Done(bool),
+pub(crate) enum Reply<P> {
+    /// The whole answer is in the output buffer.
+    Done(Keep),
     /// Nothing to answer yet (a long-poll): the connection waits with this record.
     Park(P),
 }
 
 /// The application behind the HTTP layer.
-pub trait Service {
+pub(crate) trait Service {
     /// What a parked request keeps while it waits.
     type Parked;
 
     /// Answers `req`, appending one whole response framed per `framing` to `out`, or parks it.
-    /// A `Done(false)` response must say `Connection: close`.
+    /// A `Done(Keep::Close)` response must say `Connection: close`.
     fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked>;
 
     /// Resolves when a parked request should be looked at again.
     fn wake<'a>(&'a self, parked: &'a Self::Parked) -> impl Future<Output = ()> + 'a;
 
     /// Answers a parked request into `out` if it is due (`Some(keep)`), else `None`.
-    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<bool>;
-
-    /// False once the server is shutting down: the connection closes after the current answer.
-    fn accepting(&self) -> bool;
+    fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<Keep>;
 }
 
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_body_bytes: usize,
+pub(crate) struct Limits {
+    pub(crate) max_body_bytes: usize,
     /// How long a kept-alive connection may wait for its next request.
-    pub idle: Duration,
+    pub(crate) idle: Duration,
     /// How long a started request may take to arrive whole.
-    pub header: Duration,
+    pub(crate) header: Duration,
 }
 
 async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
@@ -113,14 +111,19 @@ fn error_status(e: ParseError) -> (u16, &'static str) {
     }
 }
 
-/// Serves one connection until it closes.
-pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limits) {
+/// Serves one connection until it closes, or until `shutdown` and its current answer.
+pub(crate) async fn serve<S: Service>(
+    mut stream: TcpStream,
+    service: &S,
+    limits: Limits,
+    shutdown: &ShutdownWatch,
+) {
     // Both buffers grow on first use; see `read_more`.
     let mut rbuf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     let close = Framing {
-        keep_alive: false,
-        http10: false,
+        keep: Keep::Close,
+        version: Version::Http11,
     };
     loop {
         // A request's clock starts with its first byte; from then on the whole request must
@@ -192,8 +195,11 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
         };
         rbuf.drain(..head.head_len + used);
         let framing = Framing {
-            keep_alive: head.keep_alive && service.accepting(),
-            http10: head.http10,
+            keep: match head.keep {
+                Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
+                _ => Keep::Close,
+            },
+            version: head.version,
         };
         let request = Request { head, body };
         let keep = match service.call(request, framing, &mut out) {
@@ -205,7 +211,7 @@ pub async fn serve<S: Service>(mut stream: TcpStream, service: &S, limits: Limit
                 }
             }
         };
-        if !keep {
+        if keep == Keep::Close {
             write(&mut stream, &mut out).await;
             return;
         }
@@ -225,7 +231,7 @@ async fn park<S: Service>(
     service: &S,
     parked: &S::Parked,
     framing: Framing,
-) -> Option<bool> {
+) -> Option<Keep> {
     if !out.is_empty() && !write(stream, out).await {
         return None;
     }

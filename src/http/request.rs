@@ -31,6 +31,24 @@ pub enum Method {
     Other,
 }
 
+/// The HTTP version a request spoke, and its answer speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: keep-alive only when asked for, and announced.
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+}
+
+/// Whether a connection stays open after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Keep the connection for the next request.
+    Alive,
+    /// Close it after this response.
+    Close,
+}
+
 /// How the body following a head is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
@@ -51,10 +69,10 @@ pub struct Head {
     pub path: String,
     /// The raw text after the first '?', without any fragment; empty if there is none.
     pub query: String,
-    /// The request is HTTP/1.0.
-    pub http10: bool,
-    /// The client lets the connection stay open after the response.
-    pub keep_alive: bool,
+    /// The request's HTTP version.
+    pub version: Version,
+    /// Whether the client lets the connection stay open after the response.
+    pub keep: Keep,
     /// The client waits for `100 Continue` before sending the body.
     pub expect_continue: bool,
     /// How the body that follows the head is framed.
@@ -155,8 +173,16 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<Head>, ParseErro
         },
         path: path.to_owned(),
         query: query.to_owned(),
-        http10,
-        keep_alive: if http10 { keep_alive && !close } else { !close },
+        version: if http10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        keep: if !close && (keep_alive || !http10) {
+            Keep::Alive
+        } else {
+            Keep::Close
+        },
         expect_continue: expect_continue && !http10,
         body,
         head_len,
@@ -338,8 +364,8 @@ mod tests {
             method,
             path: path.into(),
             query: query.into(),
-            http10: false,
-            keep_alive: true,
+            version: Version::Http11,
+            keep: Keep::Alive,
             expect_continue: false,
             body,
             head_len,
@@ -370,7 +396,7 @@ mod tests {
         assert_eq!(h.path, "/discovery/register");
         assert_eq!(h.query, "");
         assert_eq!(h.body, BodyKind::Length(16));
-        assert!(!h.keep_alive);
+        assert_eq!(h.keep, Keep::Close);
         assert_eq!(body, b"appid=a&env=dev&");
         assert_eq!(used, raw.len());
     }
@@ -397,20 +423,20 @@ mod tests {
     fn http10_keep_alive_rules() {
         let raw = b"GET /a HTTP/1.0\r\n\r\n";
         let (h, _, _) = parse_every_split(raw);
-        assert!(h.http10);
-        assert!(!h.keep_alive);
+        assert_eq!(h.version, Version::Http10);
+        assert_eq!(h.keep, Keep::Close);
 
         let raw = b"GET /a HTTP/1.0\r\nConnection: foo, Keep-Alive\r\nExpect: 100-continue\r\n\r\n";
         let (h, _, _) = parse_every_split(raw);
-        assert!(h.http10);
-        assert!(h.keep_alive);
+        assert_eq!(h.version, Version::Http10);
+        assert_eq!(h.keep, Keep::Alive);
         assert!(!h.expect_continue);
 
         let raw =
             b"GET /a HTTP/1.1\r\nConnection: keep-alive\r\nConnection: upgrade, CLOSE\r\n\r\n";
         let (h, _, _) = parse_every_split(raw);
-        assert!(!h.http10);
-        assert!(!h.keep_alive);
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.keep, Keep::Close);
     }
 
     #[test]

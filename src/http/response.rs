@@ -5,16 +5,27 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use super::request::{Keep, Version};
+
+/// What this server calls itself in `Server`. Peers that answer with it are ours and take
+/// batched replication; see [`is_ours`].
+pub const SERVER_NAME: &str = "discovery-rs";
+
+/// True when a `Server` header value names this implementation.
+pub fn is_ours(server: &str) -> bool {
+    server.starts_with(SERVER_NAME)
+}
+
 /// Width reserved for the Content-Length digits (bodies are far below 10^12 bytes).
 const LENGTH_DIGITS: usize = 12;
 
 /// How the connection goes on after this response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Framing {
-    /// Keep the connection open.
-    pub keep_alive: bool,
-    /// Answer in HTTP/1.0 terms (keep-alive must then be announced).
-    pub http10: bool,
+    /// Whether the connection stays open.
+    pub keep: Keep,
+    /// The version to answer in (HTTP/1.0 keep-alive must be announced).
+    pub version: Version,
 }
 
 /// A response head waiting for its body; see [`begin`].
@@ -43,22 +54,23 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes a status line and headers to `out`; the body follows, then [`Open::finish`].
 pub fn begin(out: &mut Vec<u8>, status: u16, content_type: &str, framing: Framing) -> Open {
-    out.extend_from_slice(if framing.http10 {
-        b"HTTP/1.0 "
-    } else {
-        b"HTTP/1.1 "
+    out.extend_from_slice(match framing.version {
+        Version::Http10 => b"HTTP/1.0 ",
+        Version::Http11 => b"HTTP/1.1 ",
     });
     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: discovery-rs\r\nDate: ");
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(SERVER_NAME.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
     with_date(|d| out.extend_from_slice(d));
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(content_type.as_bytes());
-    match (framing.keep_alive, framing.http10) {
-        (false, _) => out.extend_from_slice(b"\r\nConnection: close"),
-        (true, true) => out.extend_from_slice(b"\r\nConnection: keep-alive"),
-        (true, false) => {}
+    match (framing.keep, framing.version) {
+        (Keep::Close, _) => out.extend_from_slice(b"\r\nConnection: close"),
+        (Keep::Alive, Version::Http10) => out.extend_from_slice(b"\r\nConnection: keep-alive"),
+        (Keep::Alive, Version::Http11) => {}
     }
     out.extend_from_slice(b"\r\nContent-Length: ");
     let length_at = out.len();
@@ -168,8 +180,8 @@ mod tests {
             200,
             "application/json",
             Framing {
-                keep_alive: false,
-                http10: false,
+                keep: Keep::Close,
+                version: Version::Http11,
             },
         );
         out.extend_from_slice(b"{\"code\":0}");

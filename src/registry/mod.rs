@@ -1,31 +1,31 @@
 //! The registry: every `(env, appid)` with its published [`Snapshot`], the writes that replace
-//! snapshots, the renew that does not, eviction and self-preservation. It knows nothing of HTTP;
-//! the api layer calls it and the cluster layer feeds it.
+//! snapshots, the renew that does not, eviction and self-preservation. It is pure: no I/O, no
+//! async, no HTTP; the api layer calls it, the cluster layer feeds it, and every function takes
+//! `now` so tests drive time.
 //!
 //! Writers of one app are serialised by that app's mutex (held only while building the next
-//! snapshot, never across an await); readers `load` the snapshot without any lock.
+//! snapshot, never across an await); readers `load` the snapshot without any lock. A published
+//! change is announced through the [`Hub`], which wakes the parked polls of that app.
 
-pub mod guard;
+pub mod encode;
 pub mod instance;
-pub mod json;
-pub mod scheduler;
+pub mod self_preservation;
 pub mod snapshot;
-pub mod waiters;
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use dashmap::DashMap;
 
-use crate::error::{Error, Result};
-use guard::Guard;
+use crate::error::{Error, Kind, Result};
+use crate::park::{Hub, WakeKey};
 use instance::{Instance, Metadata, Registration};
+use self_preservation::SelfPreservation;
 use snapshot::{bump, Snapshot};
-use waiters::Hub;
 
 /// Identity of an app: the protocol's `(env, appid)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,20 +94,49 @@ impl Hash for AppKey {
     }
 }
 
-/// The key parked polls and change notifications agree on. Collisions only cost a spurious
-/// wake: a woken poll re-checks its apps' timestamps.
-pub fn wake_key(env: &str, appid: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    (&(env, appid) as &dyn KeyRef).hash(&mut h);
-    h.finish()
+/// One instance's identity: the protocol's `(env, appid, zone, hostname)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceKey<'a> {
+    pub env: &'a str,
+    pub appid: &'a str,
+    pub zone: &'a str,
+    pub hostname: &'a str,
+}
+
+impl<'a> InstanceKey<'a> {
+    /// The key of a stored instance.
+    pub fn of(inst: &'a Instance) -> InstanceKey<'a> {
+        InstanceKey {
+            env: &inst.env,
+            appid: &inst.appid,
+            zone: &inst.zone,
+            hostname: &inst.hostname,
+        }
+    }
+}
+
+/// One zone of one app: where a `set` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppZone<'a> {
+    pub env: &'a str,
+    pub appid: &'a str,
+    pub zone: &'a str,
+}
+
+/// Whether an [`App`] is still the one the index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Listed,
+    /// The app lost its last instance and left the index: a writer that found this `App` just
+    /// before must start over, or its write would land in an orphan.
+    Removed,
 }
 
 /// One app: its writer lock and its published snapshot.
 #[derive(Debug)]
 struct App {
-    /// True once the app lost its last instance and left the index: a writer that found this
-    /// `App` just before must start over, or its write would land in an orphan.
-    removed: Mutex<bool>,
+    /// Held by a writer while it builds and publishes the next snapshot.
+    writer: Mutex<Listing>,
     snapshot: ArcSwap<Snapshot>,
 }
 
@@ -144,24 +173,24 @@ const KEEP_SHARE: f64 = 0.85;
 pub struct Registry {
     apps: DashMap<AppKey, Arc<App>>,
     schedulers: DashMap<AppKey, Bytes>,
-    guard: Guard,
+    self_preservation: SelfPreservation,
     hub: Arc<Hub>,
 }
 
 impl Registry {
-    /// An empty registry that announces changes through `hub`.
-    pub fn new(hub: Arc<Hub>) -> Registry {
+    /// An empty registry that announces changes through `hub`, renewed by `cores` threads.
+    pub fn new(hub: Arc<Hub>, cores: usize) -> Registry {
         Registry {
             apps: DashMap::new(),
             schedulers: DashMap::new(),
-            guard: Guard::default(),
+            self_preservation: SelfPreservation::new(cores),
             hub,
         }
     }
 
-    /// The self-preservation guard.
-    pub fn guard(&self) -> &Guard {
-        &self.guard
+    /// The self-preservation state.
+    pub fn self_preservation(&self) -> &SelfPreservation {
+        &self.self_preservation
     }
 
     fn app(&self, env: &str, appid: &str) -> Option<Arc<App>> {
@@ -193,7 +222,7 @@ impl Registry {
                     .entry(AppKey::new(env, appid))
                     .or_insert_with(|| {
                         Arc::new(App {
-                            removed: Mutex::new(false),
+                            writer: Mutex::new(Listing::Listed),
                             snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), 0, None)),
                         })
                     })
@@ -201,31 +230,31 @@ impl Registry {
                     .clone(),
                 None => return Err(Error::not_found(format!("{appid} not found"))),
             };
-            let mut removed = app.removed.lock().unwrap_or_else(|e| e.into_inner());
-            if *removed {
+            let mut listing = app.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if *listing == Listing::Removed {
                 continue;
             }
             let current = app.snapshot.load_full();
             let (next, out) = write(&current)?;
             let Some(next) = next else {
                 if current.is_empty() {
-                    self.drop_if_empty(env, appid, &app, &mut removed);
+                    self.unlist(env, appid, &app, &mut listing);
                 }
                 return Ok(out);
             };
             let now_empty = next.is_empty();
             app.snapshot.store(Arc::new(next));
             if now_empty {
-                self.drop_if_empty(env, appid, &app, &mut removed);
+                self.unlist(env, appid, &app, &mut listing);
             }
-            drop(removed);
-            self.hub.notify(wake_key(env, appid));
+            drop(listing);
+            self.hub.notify(WakeKey::of(env, appid));
             return Ok(out);
         }
     }
 
-    fn drop_if_empty(&self, env: &str, appid: &str, app: &Arc<App>, removed: &mut bool) {
-        *removed = true;
+    fn unlist(&self, env: &str, appid: &str, app: &Arc<App>, listing: &mut Listing) {
+        *listing = Listing::Removed;
         self.apps
             .remove_if(&(env, appid) as &dyn KeyRef, |_, v| Arc::ptr_eq(v, app));
     }
@@ -256,51 +285,40 @@ impl Registry {
             Ok((Some(Snapshot::new(zones, latest, sched)), inst))
         })?;
         if added {
-            self.guard.add_instance();
+            self.self_preservation.add_instance();
         }
         Ok(inst)
     }
 
     /// Records a heartbeat; `None` if the instance is unknown.
-    pub fn renew(
-        &self,
-        env: &str,
-        appid: &str,
-        zone: &str,
-        hostname: &str,
-        now: i64,
-    ) -> Option<Arc<Instance>> {
-        let app = self.app(env, appid)?;
+    pub fn renew(&self, key: &InstanceKey<'_>, now: i64) -> Option<Arc<Instance>> {
+        let app = self.app(key.env, key.appid)?;
         let snap = app.snapshot.load();
-        let inst = snap.find(zone, hostname)?;
+        let inst = snap.find(key.zone, key.hostname)?;
         inst.renew(now);
-        self.guard.count_renew();
+        self.self_preservation.count_renew();
         Some(inst.clone())
     }
 
     /// Removes an instance at the client's (or a peer's) request.
     pub fn cancel(
         &self,
-        env: &str,
-        appid: &str,
-        zone: &str,
-        hostname: &str,
+        key: &InstanceKey<'_>,
         latest_ts: Option<i64>,
         now: i64,
     ) -> Result<Arc<Instance>> {
-        let inst = self.remove(env, appid, zone, hostname, latest_ts.unwrap_or(now))?;
-        self.guard.remove_instance();
+        let inst = self.remove(key, latest_ts.unwrap_or(now))?;
+        self.self_preservation.remove_instance();
         Ok(inst)
     }
 
-    fn remove(
-        &self,
-        env: &str,
-        appid: &str,
-        zone: &str,
-        hostname: &str,
-        latest_ts: i64,
-    ) -> Result<Arc<Instance>> {
+    fn remove(&self, key: &InstanceKey<'_>, latest_ts: i64) -> Result<Arc<Instance>> {
+        let InstanceKey {
+            env,
+            appid,
+            zone,
+            hostname,
+        } = *key;
         self.write(env, appid, false, |cur| {
             let Some(old) = cur.find(zone, hostname).cloned() else {
                 return Err(Error::not_found(format!("{appid} {hostname} not found")));
@@ -316,14 +334,8 @@ impl Registry {
     }
 
     /// Changes status and/or metadata of several hosts of one zone at `set_ts`, all or nothing.
-    pub fn set(
-        &self,
-        env: &str,
-        appid: &str,
-        zone: &str,
-        changes: &[HostChange],
-        set_ts: i64,
-    ) -> Result<()> {
+    pub fn set(&self, at: &AppZone<'_>, changes: &[HostChange], set_ts: i64) -> Result<()> {
+        let AppZone { env, appid, zone } = *at;
         self.write(env, appid, false, |cur| {
             let mut zones = cur.zones.clone();
             for c in changes {
@@ -343,7 +355,7 @@ impl Registry {
             ))
         })
         .map_err(|e| match e.kind {
-            crate::error::Kind::NotFound => Error::bad_param(e.context),
+            Kind::NotFound => Error::bad_param(e.context),
             _ => e,
         })
     }
@@ -399,14 +411,14 @@ impl Registry {
 
     /// Resets the guard's expectation from the true instance count.
     pub fn recount(&self) {
-        self.guard.set_instances(self.size().1);
+        self.self_preservation.set_instances(self.size().1);
     }
 
     /// One eviction round: closes the guard's window, then removes instances silent for longer
     /// than the rules allow, at most 15 % of the registry, picked at random.
     pub fn evict(&self, rules: EvictionRules, now: i64) -> EvictionReport {
-        self.guard.roll_window();
-        let protected = self.guard.protected();
+        self.self_preservation.roll_window();
+        let protected = self.self_preservation.protected();
         let mut expired = Vec::new();
         let mut size = 0;
         for snap in self.snapshots() {
@@ -428,10 +440,7 @@ impl Registry {
             let pick = i + monoio::utils::thread_rng_n(span) as usize;
             expired.swap(i, pick);
             let inst = &expired[i];
-            if self
-                .remove(&inst.env, &inst.appid, &inst.zone, &inst.hostname, now)
-                .is_ok()
-            {
+            if self.remove(&InstanceKey::of(inst), now).is_ok() {
                 evicted += 1;
                 tracing::info!(appid = %inst.appid, env = %inst.env, zone = %inst.zone, hostname = %inst.hostname, "evicted");
             }
@@ -464,8 +473,25 @@ mod tests {
         }
     }
 
+    fn key<'a>(zone: &'a str, hostname: &'a str) -> InstanceKey<'a> {
+        InstanceKey {
+            env: "dev",
+            appid: "a",
+            zone,
+            hostname,
+        }
+    }
+
+    fn at_z1() -> AppZone<'static> {
+        AppZone {
+            env: "dev",
+            appid: "a",
+            zone: "z1",
+        }
+    }
+
     fn registry() -> Registry {
-        Registry::new(Arc::new(Hub::new(1)))
+        Registry::new(Arc::new(Hub::new()), 1)
     }
 
     #[test]
@@ -476,9 +502,11 @@ mod tests {
         r.register(&reg("a", "z1", "h2"), 50).unwrap();
         let t2 = r.snapshot("dev", "a").unwrap().latest_ts;
         r.set(
-            "dev",
-            "a",
-            "z1",
+            &AppZone {
+                env: "dev",
+                appid: "a",
+                zone: "z1",
+            },
             &[HostChange {
                 hostname: "h1".into(),
                 status: Some(2),
@@ -512,16 +540,14 @@ mod tests {
         let r = registry();
         r.register(&reg("a", "z1", "h1"), 1).unwrap();
         r.register(&reg("a", "z2", "h2"), 2).unwrap();
-        r.cancel("dev", "a", "z1", "h1", None, 3).unwrap();
+        r.cancel(&key("z1", "h1"), None, 3).unwrap();
         let s = r.snapshot("dev", "a").unwrap();
         assert_eq!(s.zones.len(), 1);
         assert!(s.info(Some("z1"), 3).is_none());
-        r.cancel("dev", "a", "z2", "h2", None, 4).unwrap();
+        r.cancel(&key("z2", "h2"), None, 4).unwrap();
         assert!(r.snapshot("dev", "a").is_none());
         assert_eq!(
-            r.cancel("dev", "a", "z2", "h2", None, 5)
-                .unwrap_err()
-                .ecode(),
+            r.cancel(&key("z2", "h2"), None, 5).unwrap_err().ecode(),
             -404
         );
         r.register(&reg("a", "z1", "h1"), 6).unwrap();
@@ -533,10 +559,10 @@ mod tests {
         let r = registry();
         r.register(&reg("a", "z1", "h1"), 1).unwrap();
         let before = r.snapshot("dev", "a").unwrap();
-        let i = r.renew("dev", "a", "z1", "h1", 99).unwrap();
+        let i = r.renew(&key("z1", "h1"), 99).unwrap();
         assert_eq!(i.renew_ts(), 99);
         assert!(Arc::ptr_eq(&before, &r.snapshot("dev", "a").unwrap()));
-        assert!(r.renew("dev", "a", "z9", "h1", 99).is_none());
+        assert!(r.renew(&key("z9", "h1"), 99).is_none());
     }
 
     #[test]
@@ -555,7 +581,7 @@ mod tests {
                 metadata: None,
             },
         ];
-        assert_eq!(r.set("dev", "a", "z1", &bad, 5).unwrap_err().ecode(), -400);
+        assert_eq!(r.set(&at_z1(), &bad, 5).unwrap_err().ecode(), -400);
         assert_eq!(
             r.snapshot("dev", "a")
                 .unwrap()
@@ -566,9 +592,11 @@ mod tests {
         );
         let meta = Some(vec![("k".into(), "v".into())]);
         r.set(
-            "dev",
-            "a",
-            "z1",
+            &AppZone {
+                env: "dev",
+                appid: "a",
+                zone: "z1",
+            },
             &[HostChange {
                 hostname: "h1".into(),
                 status: None,
@@ -604,7 +632,7 @@ mod tests {
         // Renews arrive as expected, but only for h0..h9: the rest expire, 3 per round.
         for _ in 0..4 {
             for n in 0..10 {
-                r.renew("dev", "a", "z1", &format!("h{n}"), 100 * SEC);
+                r.renew(&key("z1", &format!("h{n}")), 100 * SEC);
             }
         }
         let report = r.evict(rules, 100 * SEC);
@@ -626,8 +654,8 @@ mod tests {
         r.register(&reg("a", "z1", "h1"), 0).unwrap();
         r.register(&reg("a", "z1", "h1"), 1).unwrap();
         r.register(&reg("a", "z1", "h2"), 1).unwrap();
-        assert_eq!(r.guard().expected().0, 4);
-        r.cancel("dev", "a", "z1", "h2", None, 2).unwrap();
-        assert_eq!(r.guard().expected().0, 2);
+        assert_eq!(r.self_preservation().expected().0, 4);
+        r.cancel(&key("z1", "h2"), None, 2).unwrap();
+        assert_eq!(r.self_preservation().expected().0, 2);
     }
 }

@@ -6,8 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::encode::write_instances;
 use super::instance::Instance;
-use super::json;
+use crate::json;
 
 /// Instances of one zone, sorted by hostname.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl Snapshot {
             }
             json::write_str(&mut out, &z.name);
             out.push(b':');
-            json::write_instances(
+            write_instances(
                 &mut out,
                 z.instances
                     .iter()

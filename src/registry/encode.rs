@@ -1,42 +1,9 @@
-//! Hand-written JSON encoding of instances and `InstanceInfo`, straight into byte buffers that
-//! become a snapshot's prepared answers. Field order follows the original's Go structs.
+//! Encoding instances as the original's JSON objects, straight into the byte buffers that become
+//! a snapshot's prepared answers, a renew's answer or `fetch/all`. Field order follows the
+//! original's Go structs.
 
 use super::instance::{Instance, Metadata};
-
-/// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Appends a decimal integer.
-pub fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
+use crate::json::{write_int, write_str};
 
 fn field_str(out: &mut Vec<u8>, name: &str, value: &str) {
     write_str(out, name);
@@ -119,13 +86,6 @@ pub fn write_instances<'a>(out: &mut Vec<u8>, list: impl IntoIterator<Item = &'a
 mod tests {
     use super::*;
     use crate::registry::instance::Registration;
-
-    #[test]
-    fn escapes_what_json_requires() {
-        let mut out = Vec::new();
-        write_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\nd\u0001é""#);
-    }
 
     #[test]
     fn instance_fields_in_the_original_order() {

@@ -10,22 +10,23 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::http::request::{parse_body, BodyKind};
+use super::request::{parse_body, BodyKind};
+use super::response::is_ours;
 
 /// Largest answer accepted from a peer (a `fetch/all` of a big registry).
 const MAX_ANSWER_BYTES: usize = 1 << 30;
 
 /// A peer's answer.
 #[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     /// True when the peer is this implementation (it names itself in `Server`).
-    pub ours: bool,
-    pub body: Vec<u8>,
+    pub(crate) ours: bool,
+    pub(crate) body: Vec<u8>,
 }
 
 /// One keep-alive connection to `addr`.
-pub struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
@@ -37,7 +38,7 @@ fn timed_out() -> io::Error {
 
 impl Client {
     /// A client for `addr`; connects on first use.
-    pub fn new(addr: SocketAddr) -> Client {
+    pub(crate) fn new(addr: SocketAddr) -> Client {
         Client {
             addr,
             stream: None,
@@ -47,7 +48,7 @@ impl Client {
 
     /// Sends one request and reads its answer, connecting first if needed (within `dial`).
     /// Any failure closes the connection so the next call starts clean.
-    pub async fn call(
+    pub(crate) async fn call(
         &mut self,
         method: &str,
         target: &str,
@@ -108,7 +109,9 @@ impl Client {
         req.extend_from_slice(target.as_bytes());
         req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         req.extend_from_slice(self.addr.to_string().as_bytes());
-        req.extend_from_slice(b"\r\nUser-Agent: discovery-rs\r\n");
+        req.extend_from_slice(b"\r\nUser-Agent: ");
+        req.extend_from_slice(super::response::SERVER_NAME.as_bytes());
+        req.extend_from_slice(b"\r\n");
         if method == "POST" {
             req.extend_from_slice(
                 b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ",
@@ -184,7 +187,7 @@ fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
         } else if h.name.eq_ignore_ascii_case("connection") {
             keep = !value.eq_ignore_ascii_case("close");
         } else if h.name.eq_ignore_ascii_case("server") {
-            ours = value.starts_with("discovery-rs");
+            ours = is_ours(value);
         }
     }
     // Without framing the body runs to the close: not reusable, and we only take framed ones.

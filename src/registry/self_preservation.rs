@@ -1,27 +1,39 @@
 //! Self-preservation: when far fewer renews arrive than the registered instances should send,
-//! the fault is more likely the network than the instances, so eviction holds back.
+//! the fault is more likely the network than the instances, so eviction holds back. Renews are
+//! counted per core (every renew bumps one), and summed when a window closes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::metrics::PerCore;
 
 /// Share of the expected renews below which the registry protects itself.
 const PROTECT_BELOW: f64 = 0.85;
 
 /// Counts renews per window against the renews expected (two per instance per window).
-#[derive(Debug, Default)]
-pub struct Guard {
+#[derive(Debug)]
+pub struct SelfPreservation {
     expected_per_window: AtomicI64,
-    renews_this_window: AtomicI64,
+    renews_this_window: PerCore<AtomicI64>,
     renews_last_window: AtomicI64,
 }
 
-impl Guard {
+impl SelfPreservation {
+    /// A guard whose renew counter has a slot for each of `cores` serving threads.
+    pub(crate) fn new(cores: usize) -> SelfPreservation {
+        SelfPreservation {
+            expected_per_window: AtomicI64::new(0),
+            renews_this_window: PerCore::new(cores),
+            renews_last_window: AtomicI64::new(0),
+        }
+    }
+
     /// A new instance will send two renews a window.
-    pub fn add_instance(&self) {
+    pub(crate) fn add_instance(&self) {
         self.expected_per_window.fetch_add(2, Ordering::Relaxed);
     }
 
     /// A cancelled instance no longer renews.
-    pub fn remove_instance(&self) {
+    pub(crate) fn remove_instance(&self) {
         let _ = self
             .expected_per_window
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
@@ -30,19 +42,25 @@ impl Guard {
     }
 
     /// Recounts the expectation from the true number of instances (drift from evictions).
-    pub fn set_instances(&self, count: usize) {
+    pub(crate) fn set_instances(&self, count: usize) {
         let count = i64::try_from(count).unwrap_or(i64::MAX / 2);
         self.expected_per_window.store(count * 2, Ordering::Relaxed);
     }
 
     /// One renew arrived.
-    pub fn count_renew(&self) {
-        self.renews_this_window.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_renew(&self) {
+        self.renews_this_window
+            .mine()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes the current window; its count becomes the one `protected` judges by.
-    pub fn roll_window(&self) {
-        let n = self.renews_this_window.swap(0, Ordering::Relaxed);
+    pub(crate) fn roll_window(&self) {
+        let n: i64 = self
+            .renews_this_window
+            .iter()
+            .map(|c| c.swap(0, Ordering::Relaxed))
+            .sum();
         self.renews_last_window.store(n, Ordering::Relaxed);
     }
 
@@ -69,7 +87,7 @@ mod tests {
 
     #[test]
     fn protects_below_85_percent_of_expected() {
-        let g = Guard::default();
+        let g = SelfPreservation::new(1);
         for _ in 0..10 {
             g.add_instance();
         }
@@ -89,8 +107,28 @@ mod tests {
     }
 
     #[test]
+    fn renews_of_every_core_are_summed() {
+        let g = SelfPreservation::new(2);
+        g.set_instances(5);
+        std::thread::scope(|s| {
+            for core in 0..2 {
+                let g = &g;
+                s.spawn(move || {
+                    crate::metrics::enter_core(core);
+                    for _ in 0..5 {
+                        g.count_renew();
+                    }
+                });
+            }
+        });
+        g.roll_window();
+        assert_eq!(g.renews_last_window(), 10);
+        assert!(!g.protected());
+    }
+
+    #[test]
     fn expectation_follows_cancels_and_recount() {
-        let g = Guard::default();
+        let g = SelfPreservation::new(1);
         g.add_instance();
         g.remove_instance();
         g.remove_instance();

@@ -1,28 +1,28 @@
 //! The `net` step: listeners and one monoio runtime per core. [`bind`] opens one `SO_REUSEPORT`
-//! listener per core on the same address; [`run`] gives each core its listener, an accept loop
-//! and a dispatcher for parked polls, runs the housekeeping chores on the calling thread, and
-//! carries out the shutdown.
+//! listener per core on the same address; [`start`] gives each core a thread with its runtime,
+//! its listener, an accept loop, its API service and a dispatcher for its parked polls. A core
+//! stops accepting when the shutdown watch triggers, gives its connections a moment to finish,
+//! and ends.
 
 use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
 use crate::api::Api;
-use crate::clock;
-use crate::cluster::{self, op::Op};
-use crate::config::Config;
-use crate::housekeeping;
+use crate::cluster::Cluster;
+use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
-use crate::metrics;
-use crate::node::Node;
-use crate::registry::scheduler::SchedulerDir;
-use crate::registry::waiters::CoreWaiters;
-use crate::shutdown::Shutdown;
+use crate::identity::Identity;
+use crate::metrics::{self, Metrics};
+use crate::park::{CoreWaiters, Hub};
+use crate::registry::Registry;
+use crate::shutdown::ShutdownWatch;
 
 /// Listen backlog per core: bursts of reconnecting pollers must not be refused.
 const BACKLOG: i32 = 4096;
@@ -48,6 +48,38 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// What every core is given.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) http: HttpServerConfig,
+    pub(crate) poll_hold: Duration,
+    pub(crate) shutdown: ShutdownWatch,
+}
+
+/// Starts one core thread per listener; they end after `shared.shutdown` triggers.
+pub(crate) fn start(
+    listeners: Vec<TcpListener>,
+    shared: Shared,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let cores = listeners.len();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = Vec::with_capacity(cores);
+    for (core, listener) in listeners.into_iter().enumerate() {
+        let shared = shared.clone();
+        let pin = cores <= cpus;
+        let thread = std::thread::Builder::new()
+            .name(format!("core-{core}"))
+            .spawn(move || run_core(core, pin, listener, shared))?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
 /// Which I/O driver a core runs on.
 fn driver_name<L, R>(rt: &monoio::FusionRuntime<L, R>) -> &'static str {
     match rt {
@@ -56,83 +88,13 @@ fn driver_name<L, R>(rt: &monoio::FusionRuntime<L, R>) -> &'static str {
     }
 }
 
-/// Runs the node on already-bound `listeners` (one core each) until `shutdown` triggers, then
-/// stops accepting, answers parked polls, cancels this node's own registration and returns.
-pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Arc<Shutdown>) -> io::Result<()> {
-    let addr = listeners
-        .first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listener"))?
-        .local_addr()?;
-    let cores = listeners.len();
-    // One change inbox per core, plus one for the cluster thread (index `cores`).
-    let node = Arc::new(Node::new(config, addr, cores + 1));
-    let mut schedulers = node.config.dir.as_deref().map(SchedulerDir::new);
-    if let Some(dir) = schedulers.as_mut() {
-        housekeeping::apply_schedulers(&node, dir);
-    }
-    let cluster = cluster::spawn(node.clone(), cores)?;
-    let me = node.self_registration();
-    let own = node
-        .registry
-        .register(&me, clock::now_ns())
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    node.cluster.replicate(Op::Register(own), false);
-
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut threads = Vec::with_capacity(cores);
-    for (core, listener) in listeners.into_iter().enumerate() {
-        let node = node.clone();
-        let pin = cores <= cpus;
-        let thread = std::thread::Builder::new()
-            .name(format!("core-{core}"))
-            .spawn(move || run_core(core, pin, listener, node))?;
-        threads.push(thread);
-    }
-    tracing::info!(
-        %addr,
-        threads = cores,
-        zone = %node.config.env.zone,
-        env = %node.config.env.deploy_env,
-        protected = node.protected(),
-        "discovery listening"
-    );
-
-    housekeeping::run(&node, &shutdown, schedulers);
-
-    tracing::info!("shutting down: cancelling own registration, answering parked polls");
-    let now = clock::now_ns();
-    match node
-        .registry
-        .cancel(&me.env, &me.appid, &me.zone, &me.hostname, None, now)
-    {
-        Ok(inst) => node.cluster.replicate(
-            Op::Cancel {
-                inst,
-                latest_ts: now,
-            },
-            false,
-        ),
-        Err(e) => tracing::warn!(error = %e, "own registration was already gone"),
-    }
-    node.hub.shutdown();
-    if cluster.join().is_err() {
-        tracing::error!("the cluster thread panicked");
-    }
-    for t in threads {
-        if t.join().is_err() {
-            tracing::error!("a core thread panicked");
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn run_core(core: usize, pin: bool, listener: TcpListener, node: Arc<Node>) {
+fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
     if pin {
         if let Err(e) = monoio::utils::bind_to_cpu_set(Some(core)) {
             tracing::debug!(core, error = ?e, "cannot pin thread to its core");
         }
     }
+    metrics::enter_core(core);
     let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .with_entries(4096)
@@ -145,10 +107,10 @@ fn run_core(core: usize, pin: bool, listener: TcpListener, node: Arc<Node>) {
         }
     };
     tracing::info!(core, driver = driver_name(&runtime), "core started");
-    runtime.block_on(serve_core(core, listener, node));
+    runtime.block_on(serve_core(core, listener, shared));
 }
 
-async fn serve_core(core: usize, listener: TcpListener, node: Arc<Node>) {
+async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -156,34 +118,46 @@ async fn serve_core(core: usize, listener: TcpListener, node: Arc<Node>) {
             return;
         }
     };
+    let shutdown = shared.shutdown;
     let waiters = Rc::new(CoreWaiters::default());
-    let mut dispatcher = monoio::spawn(waiters.clone().dispatch(node.hub.clone(), core));
-    let http = &node.config.http_server;
+    monoio::spawn(
+        waiters
+            .clone()
+            .dispatch(shared.hub.subscribe(), shutdown.clone()),
+    );
+    let http = &shared.http;
     let limits = Limits {
         max_body_bytes: http.max_body_bytes,
         idle: http.idle_timeout,
         header: http.header_timeout,
     };
     let api = Rc::new(Api {
-        node: node.clone(),
+        registry: shared.registry,
+        cluster: shared.cluster,
+        identity: shared.identity,
+        metrics: shared.metrics,
         waiters,
+        poll_hold: shared.poll_hold,
+        shutdown: shutdown.clone(),
     });
     // Connections of this core still open; `Rc<Cell>` because only this core counts them.
     let open = Rc::new(Cell::new(0usize));
+    let mut stopped = std::pin::pin!(shutdown.stopped());
     loop {
         monoio::select! {
-            _ = &mut dispatcher => break,
+            _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     let api = api.clone();
                     let open = open.clone();
+                    let shutdown = shutdown.clone();
                     open.set(open.get() + 1);
-                    metrics::add(&node.metrics.connections_open, 1);
+                    metrics::add(&api.metrics.core().connections_open, 1);
                     monoio::spawn(async move {
-                        conn::serve(stream, &*api, limits).await;
+                        conn::serve(stream, &*api, limits, &shutdown).await;
                         open.set(open.get() - 1);
-                        metrics::add(&api.node.metrics.connections_open, -1);
+                        metrics::add(&api.metrics.core().connections_open, -1);
                     });
                 }
                 Err(e) => {

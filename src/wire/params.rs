@@ -1,6 +1,6 @@
-//! Request parameters, part of the `api` step of net → http → api → registry.
+//! Request parameters: the form decoding every message in `wire` starts from.
 //!
-//! `http` hands over the raw query string and the decoded body; this module owns turning them
+//! `api` hands over the raw query string and the decoded body; this module owns turning them
 //! into named values the handlers read: merging both sources, splitting lists, and parsing bools
 //! and integers the way the Go server's clients expect. Every failure is a
 //! [`Kind::BadParam`](crate::error::Kind::BadParam) error naming the parameter.
@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 
 /// The decoded `key=value` pairs of one request, in wire order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
     pairs: Vec<(String, String)>,
 }

@@ -1,0 +1,80 @@
+//! GET `/metrics`: the node's counters in Prometheus text, plus what is counted at scrape time
+//! (registry size, self-preservation, peers and replication).
+
+use std::sync::atomic::Ordering;
+
+use super::{Answer, Api};
+use crate::cluster::peer::{Peer, PeerStatus};
+use crate::error::Result;
+
+/// Handles `/metrics`.
+pub(crate) fn handle<'a>(api: &Api, _: ()) -> Result<Answer<'a>> {
+    let (apps, instances) = api.registry.size();
+    let guard = api.registry.self_preservation();
+    let peers = api.cluster.peers();
+    let all: Vec<&std::sync::Arc<Peer>> = peers.all().collect();
+    let count = |f: &dyn Fn(&Peer) -> i64| all.iter().map(|p| f(p)).sum::<i64>();
+    let text = api.metrics.render(&[
+        (
+            "discovery_apps",
+            "gauge",
+            "Apps (env, appid) with at least one instance.",
+            apps as i64,
+        ),
+        (
+            "discovery_instances",
+            "gauge",
+            "Registered instances.",
+            instances as i64,
+        ),
+        (
+            "discovery_renews_last_window",
+            "gauge",
+            "Renews counted in the last guard window.",
+            guard.renews_last_window(),
+        ),
+        (
+            "discovery_renews_expected",
+            "gauge",
+            "Renews expected per guard window.",
+            guard.expected().0,
+        ),
+        (
+            "discovery_peers",
+            "gauge",
+            "Peer nodes known (all zones).",
+            all.len() as i64,
+        ),
+        (
+            "discovery_peers_up",
+            "gauge",
+            "Peer nodes whose last call succeeded.",
+            count(&|p| i64::from(p.status() == PeerStatus::Up)),
+        ),
+        (
+            "discovery_replication_queued",
+            "gauge",
+            "Replicated writes waiting to be sent.",
+            count(&|p| p.queued() as i64),
+        ),
+        (
+            "discovery_replication_ops_total",
+            "counter",
+            "Replicated writes delivered to peers.",
+            count(&|p| p.ops_sent.load(Ordering::Relaxed) as i64),
+        ),
+        (
+            "discovery_replication_requests_total",
+            "counter",
+            "Requests that carried them (fewer when batched).",
+            count(&|p| p.requests_sent.load(Ordering::Relaxed) as i64),
+        ),
+        (
+            "discovery_replication_dropped_total",
+            "counter",
+            "Replicated writes dropped (peer unreachable or queue full).",
+            count(&|p| p.dropped.load(Ordering::Relaxed) as i64),
+        ),
+    ]);
+    Ok(Answer::Metrics(text))
+}

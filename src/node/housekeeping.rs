@@ -1,0 +1,160 @@
+//! The node's timed chores, on one plain thread beside the cores so that scanning the whole
+//! registry never stalls a core's I/O: eviction rounds (with the guard's window), the guard's
+//! recount, scheduler file reloads, renewing this node's own registration, and the end of
+//! start-up protection.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::schedulers::{SchedulerChange, SchedulerDir};
+use crate::clock;
+use crate::cluster::op::Op;
+use crate::cluster::Cluster;
+use crate::config::RegistryConfig;
+use crate::identity::Identity;
+use crate::metrics::{self, Metrics};
+use crate::registry::{EvictionRules, Registry};
+use crate::shutdown::Shutdown;
+use crate::wire::Origin;
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// One chore and when it is next due.
+struct Chore {
+    every: Duration,
+    next: Instant,
+}
+
+impl Chore {
+    fn new(every: Duration, start: Instant) -> Chore {
+        Chore {
+            every,
+            next: start + every,
+        }
+    }
+
+    fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.every;
+        true
+    }
+}
+
+/// What the chores work on.
+pub(super) struct Housekeeping {
+    pub(super) registry: Arc<Registry>,
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) identity: Arc<Identity>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) timings: RegistryConfig,
+}
+
+impl Housekeeping {
+    /// Applies scheduler changes found on disk to the registry.
+    pub(super) fn apply_schedulers(&self, dir: &mut SchedulerDir) {
+        for change in dir.scan() {
+            let now = clock::now_ns();
+            match change {
+                SchedulerChange::Set(s) => {
+                    self.registry.set_scheduler(&s.key, Some(s.encoded), now)
+                }
+                SchedulerChange::Removed(key) => self.registry.set_scheduler(&key, None, now),
+            }
+        }
+    }
+
+    /// Runs the chores until `shutdown` triggers.
+    pub(super) fn run(&self, shutdown: &Shutdown, mut schedulers: Option<SchedulerDir>) {
+        let cfg = &self.timings;
+        let start = Instant::now();
+        let mut evict = Chore::new(cfg.evict_interval, start);
+        let mut recount = Chore::new(cfg.guard_recount, start);
+        let mut renew_self = Chore::new(cfg.self_renew_interval, start);
+        let mut reload = Chore::new(cfg.scheduler_reload, start);
+        let protect_until = start + cfg.protect_timeout;
+        let rules = EvictionRules {
+            after_ns: nanos(cfg.evict_after),
+            after_protected_ns: nanos(cfg.evict_after_protected),
+        };
+        loop {
+            let now = Instant::now();
+            if self.cluster.protected() && now >= protect_until {
+                self.cluster.end_protection();
+            }
+            if evict.due(now) {
+                self.evict(rules);
+            }
+            if recount.due(now) {
+                self.registry.recount();
+            }
+            if renew_self.due(now) {
+                self.renew_self();
+            }
+            if let Some(dir) = schedulers.as_mut() {
+                if reload.due(now) {
+                    self.apply_schedulers(dir);
+                }
+            }
+            let mut next = evict.next.min(recount.next).min(renew_self.next);
+            if schedulers.is_some() {
+                next = next.min(reload.next);
+            }
+            if self.cluster.protected() {
+                next = next.min(protect_until);
+            }
+            if shutdown.wait(next.saturating_duration_since(Instant::now())) {
+                return;
+            }
+        }
+    }
+
+    fn evict(&self, rules: EvictionRules) {
+        let report = self.registry.evict(rules, clock::now_ns());
+        let m = &self.metrics;
+        metrics::inc(&m.evict_rounds);
+        m.evicted
+            .fetch_add(report.evicted as u64, Ordering::Relaxed);
+        m.self_preservation
+            .store(i64::from(report.protected), Ordering::Relaxed);
+        if report.protected {
+            let guard = self.registry.self_preservation();
+            let (expected, threshold) = guard.expected();
+            tracing::warn!(
+                renews = guard.renews_last_window(),
+                expected,
+                threshold,
+                "self-preservation on: fewer renews than expected, evicting only instances silent for {:?}",
+                self.timings.evict_after_protected
+            );
+        }
+        if report.expired > 0 {
+            tracing::info!(
+                size = report.registry_size,
+                expired = report.expired,
+                evicted = report.evicted,
+                "eviction round"
+            );
+        }
+    }
+
+    fn renew_self(&self) {
+        match self.registry.renew(&self.identity.key(), clock::now_ns()) {
+            Some(inst) => self.cluster.forward(Op::Renew(inst), Origin::Client),
+            None => {
+                tracing::warn!("own registration was gone; registering again");
+                match self
+                    .registry
+                    .register(&self.identity.registration(), clock::now_ns())
+                {
+                    Ok(inst) => self.cluster.forward(Op::Register(inst), Origin::Client),
+                    Err(e) => tracing::error!(error = %e, "cannot register this node"),
+                }
+            }
+        }
+    }
+}

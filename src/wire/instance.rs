@@ -1,0 +1,113 @@
+//! An instance as a peer's JSON shows it — in a `fetch/all` answer (start-up sync) or a -409
+//! conflict answer — read back into a [`Registration`] and checked.
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use super::{json_value, metadata};
+use crate::registry::instance::Registration;
+
+/// Reads one instance object.
+fn registration(v: &OwnedValue) -> Result<Registration, String> {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+    let t = |k: &str| v.get(k).and_then(|x| x.as_i64()).filter(|t| *t > 0);
+    // A Go peer may hold comma-joined addresses as one string (its replication bug): split.
+    let addrs = v
+        .get("addrs")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .flat_map(|x| x.split(','))
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let reg = Registration {
+        region: s("region"),
+        zone: s("zone"),
+        env: s("env"),
+        appid: s("appid"),
+        hostname: s("hostname"),
+        addrs,
+        version: s("version"),
+        metadata: v.get("metadata").and_then(metadata::from_value),
+        status: v.get("status").and_then(|x| x.as_u32()).unwrap_or(0),
+        reg_ts: t("reg_timestamp"),
+        up_ts: t("up_timestamp"),
+        renew_ts: t("renew_timestamp"),
+        dirty_ts: t("dirty_timestamp"),
+        latest_ts: t("latest_timestamp"),
+    };
+    if reg.zone.is_empty() || reg.env.is_empty() || reg.appid.is_empty() || reg.hostname.is_empty()
+    {
+        return Err("instance without zone, env, appid or hostname".into());
+    }
+    if !(1..=2).contains(&reg.status) {
+        return Err(format!("instance with status {}", reg.status));
+    }
+    Ok(reg)
+}
+
+/// Reads one instance object's JSON text (as in a -409 answer).
+pub(crate) fn from_json(json: &[u8]) -> Result<Registration, String> {
+    let v = json_value(json).map_err(|e| e.to_string())?;
+    registration(&v)
+}
+
+/// Reads a `fetch/all` answer into registrations; instances that fail their checks are logged
+/// and skipped.
+pub(crate) fn decode_fetch_all(body: &[u8]) -> Result<Vec<Registration>, String> {
+    let v = json_value(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let code = v.get("code").and_then(|c| c.as_i64()).unwrap_or(-500);
+    if code != 0 {
+        return Err(format!("code {code}"));
+    }
+    let mut out = Vec::new();
+    if let Some(apps) = v.get("data").and_then(|d| d.as_object()) {
+        for (_, list) in apps.iter() {
+            for inst in list.as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
+                match registration(inst) {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipped an instance from a peer's fetch/all")
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_fetch_all_and_repairs_joined_addrs() {
+        let body = br#"{"code":0,"message":"0","ttl":1,"data":{"demo":[{"region":"sh","zone":"z1","env":"dev","appid":"demo","hostname":"h1","addrs":["http://a:1,grpc://a:2"],"version":"v","metadata":{"k":"v"},"status":1,"reg_timestamp":1,"up_timestamp":2,"renew_timestamp":3,"dirty_timestamp":4,"latest_timestamp":5}]}}"#;
+        let regs = decode_fetch_all(body).unwrap();
+        assert_eq!(regs.len(), 1);
+        let r = &regs[0];
+        assert_eq!(r.addrs, ["http://a:1", "grpc://a:2"]);
+        assert_eq!(
+            (r.reg_ts, r.up_ts, r.renew_ts, r.dirty_ts, r.latest_ts),
+            (Some(1), Some(2), Some(3), Some(4), Some(5))
+        );
+        assert!(decode_fetch_all(br#"{"code":-500}"#).is_err());
+    }
+
+    #[test]
+    fn a_conflict_instance_needs_identity_and_status() {
+        assert!(
+            from_json(br#"{"zone":"z","env":"e","appid":"a","hostname":"h","status":1}"#).is_ok()
+        );
+        assert!(from_json(br#"{"zone":"z","env":"e","appid":"a","status":1}"#).is_err());
+        assert!(
+            from_json(br#"{"zone":"z","env":"e","appid":"a","hostname":"h","status":3}"#).is_err()
+        );
+        assert!(from_json(b"nope").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! `register`: add or replace an instance. Decoded from a client's or peer's form, encoded as a
+//! form for peers (the original's per-op protocol, which Go nodes and ours accept).
+
+use super::params::Params;
+use super::{int, metadata, parse_status, peer_form, timestamp, Hop, Origin};
+use crate::error::{Error, Result};
+use crate::registry::encode::write_metadata;
+use crate::registry::instance::{Instance, Registration};
+
+/// A register request.
+#[derive(Debug, Clone)]
+pub struct Register {
+    pub reg: Registration,
+    pub origin: Origin,
+}
+
+impl Register {
+    /// Reads a register form.
+    pub fn from_params(p: &Params) -> Result<Register> {
+        let addrs: Vec<String> = p.list("addrs").into_iter().map(str::to_owned).collect();
+        let reg = Registration {
+            region: p.get("region").unwrap_or_default().to_owned(),
+            zone: p.required("zone")?.to_owned(),
+            env: p.required("env")?.to_owned(),
+            appid: p.required("appid")?.to_owned(),
+            hostname: p.required("hostname")?.to_owned(),
+            version: p.get("version").unwrap_or_default().to_owned(),
+            status: parse_status(p.required("status")?)?,
+            metadata: match p.get("metadata") {
+                Some(m) => metadata::from_text(m)?,
+                None => None,
+            },
+            reg_ts: timestamp(p, "reg_timestamp")?,
+            dirty_ts: timestamp(p, "dirty_timestamp")?,
+            latest_ts: timestamp(p, "latest_timestamp")?,
+            renew_ts: None,
+            up_ts: None,
+            addrs,
+        };
+        if reg.addrs.is_empty() {
+            return Err(Error::bad_param("addrs is required"));
+        }
+        Ok(Register {
+            reg,
+            origin: Origin::from_params(p)?,
+        })
+    }
+}
+
+/// The form that forwards `inst` to a peer.
+pub fn form(inst: &Instance, hop: Hop) -> String {
+    let i = inst;
+    let mut f = peer_form(hop, &i.region, &i.zone, &i.env, &i.appid);
+    f.append_pair("hostname", &i.hostname);
+    // Repeated keys: a Go peer stores a comma-joined list as one address.
+    for a in i.addrs.iter() {
+        f.append_pair("addrs", a);
+    }
+    f.append_pair("status", &int(i64::from(i.status)));
+    f.append_pair("version", &i.version);
+    let mut meta = Vec::new();
+    write_metadata(&mut meta, i.metadata.as_ref());
+    f.append_pair("metadata", &String::from_utf8_lossy(&meta));
+    f.append_pair("reg_timestamp", &int(i.reg_ts));
+    f.append_pair("dirty_timestamp", &int(i.dirty_ts));
+    f.append_pair("latest_timestamp", &int(i.latest_ts));
+    f.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_form_round_trips_through_the_decoder() {
+        let reg = Registration {
+            region: "sh".into(),
+            zone: "sh001".into(),
+            env: "dev".into(),
+            appid: "demo".into(),
+            hostname: "h1".into(),
+            addrs: vec!["http://1.2.3.4:80".into(), "grpc://1.2.3.4:90".into()],
+            version: "v1".into(),
+            metadata: Some(vec![("k".into(), "a,b".into())]),
+            status: 1,
+            ..Default::default()
+        };
+        let inst = Instance::new(&reg, 42, None);
+        let text = form(&inst, Hop::InZone);
+        let p = Params::parse(b"", text.as_bytes());
+        assert_eq!(p.list("addrs"), ["http://1.2.3.4:80", "grpc://1.2.3.4:90"]);
+        assert_eq!(p.get("metadata"), Some(r#"{"k":"a,b"}"#));
+        assert_eq!(p.get("dirty_timestamp"), Some("42"));
+        let back = Register::from_params(&p).unwrap();
+        assert_eq!(back.origin, Origin::Peer);
+        assert_eq!(back.reg.addrs, reg.addrs);
+        assert_eq!(back.reg.metadata, reg.metadata);
+        assert_eq!((back.reg.appid.as_str(), back.reg.status), ("demo", 1));
+        let other =
+            Register::from_params(&Params::parse(b"", form(&inst, Hop::OtherZone).as_bytes()));
+        assert_eq!(other.unwrap().origin, Origin::OtherZone);
+    }
+
+    #[test]
+    fn addrs_and_status_are_required() {
+        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=1", b"");
+        assert_eq!(
+            Register::from_params(&p).unwrap_err().context,
+            "addrs is required"
+        );
+        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=3&addrs=x", b"");
+        assert_eq!(Register::from_params(&p).unwrap_err().ecode(), -400);
+    }
+}
