@@ -1,6 +1,7 @@
 //! POST `/discovery/cancel`: remove an instance, and forward the removal.
 
-use super::{Answer, Api};
+use super::answer::Answer;
+use super::context::Api;
 use crate::clock;
 use crate::cluster::op::Op;
 use crate::error::Result;

@@ -1,7 +1,8 @@
 //! GET `/discovery/fetch`, `/discovery/fetchs` and `/discovery/fetch/all`: reads, answered from
 //! the apps' prepared snapshot bytes without taking a lock.
 
-use super::{Answer, Api};
+use super::answer::Answer;
+use super::context::Api;
 use crate::error::{Error, Result};
 use crate::wire::fetch::{Fetch, Fetchs};
 

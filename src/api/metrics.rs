@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Answer, Api};
+use super::answer::Answer;
+use super::context::Api;
 use crate::cluster::peer::{Peer, PeerStatus};
 use crate::error::Result;
 

@@ -5,6 +5,7 @@
 
 mod answer;
 mod cancel;
+mod context;
 pub mod envelope;
 mod fetch;
 mod metrics;
@@ -15,20 +16,13 @@ mod renew;
 mod replicate;
 mod set;
 
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cluster::Cluster;
 use crate::error::{Error, Kind, Result};
 use crate::http::conn::{Reply, Request, Service};
 use crate::http::request::Method;
 use crate::http::response::{self, Framing, Keep};
-use crate::identity::Identity;
-use crate::metrics::{inc, Metrics};
-use crate::park::CoreWaiters;
-use crate::registry::Registry;
-use crate::shutdown::ShutdownWatch;
+use crate::metrics::inc;
 use crate::wire::cancel::Cancel;
 use crate::wire::fetch::{Fetch, Fetchs};
 use crate::wire::params::Params;
@@ -37,6 +31,7 @@ use crate::wire::register::Register;
 use crate::wire::renew::Renew;
 use crate::wire::set::Set;
 use answer::Answer;
+pub(crate) use context::Api;
 use poll::{ParkedPoll, Polled};
 
 /// Every endpoint.
@@ -100,19 +95,6 @@ impl Route {
             Route::Replicate | Route::FetchAll | Route::Nodes | Route::Metrics
         )
     }
-}
-
-/// One core's API service: handles to the shared state, and this core's parked polls.
-pub(crate) struct Api {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) cluster: Arc<Cluster>,
-    pub(crate) identity: Arc<Identity>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// This core's parked polls; `Rc` because only this core's tasks touch them.
-    pub(crate) waiters: Rc<CoreWaiters>,
-    /// How long a poll is held before -304.
-    pub(crate) poll_hold: Duration,
-    pub(crate) shutdown: ShutdownWatch,
 }
 
 /// What dispatching a request came to: an answer, or a parked poll.

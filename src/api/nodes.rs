@@ -1,7 +1,8 @@
 //! GET `/discovery/nodes`: the discovery nodes of this zone and their status.
 
+use super::answer::Answer;
 use super::answer::NodeInfo;
-use super::{Answer, Api};
+use super::context::Api;
 use crate::cluster::peer::PeerStatus;
 use crate::error::Result;
 

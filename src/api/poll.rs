@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Answer, Api};
+use super::answer::Answer;
+use super::context::Api;
 use crate::error::{Error, Result};
 use crate::http::response::{Framing, Keep};
 use crate::metrics::{self, Metrics};

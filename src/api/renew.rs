@@ -1,7 +1,8 @@
 //! POST `/discovery/renew`: the heartbeat, the hottest write. Answers the instance.
 
+use super::answer::Answer;
 use super::answer::Standing;
-use super::{Answer, Api};
+use super::context::Api;
 use crate::clock;
 use crate::cluster::op::Op;
 use crate::error::{Error, Result};

@@ -1,8 +1,10 @@
 //! POST `/discovery/replicate`: a batch of replicated writes from a peer of ours (the format is
 //! in `wire::replicate`). Each line goes through the same handler as the op sent alone.
 
+use super::answer::Answer;
 use super::answer::LineResult;
-use super::{cancel, register, renew, set, Answer, Api};
+use super::context::Api;
+use super::{cancel, register, renew, set};
 use crate::error::Result;
 use crate::wire::cancel::Cancel;
 use crate::wire::register::Register;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{Answer, Api};
+use super::answer::Answer;
+use super::context::Api;
 use crate::clock;
 use crate::cluster::op::Op;
 use crate::error::Result;

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handle::Cluster;
 use super::op::Op;
 use super::peer::{Peer, PeerStatus};
 use super::protocol::{send, send_batch};
-use super::Cluster;
 use crate::http::client::Client;
 
 /// Most ops in one `/discovery/replicate` request to a peer of ours.

@@ -5,27 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::handle::{Cluster, PeerSet};
 use super::op::Op;
-use super::peer::{Peer, PeerStatus};
-use super::{Cluster, PeerSet};
+use super::peer::Peer;
 use crate::identity::SELF_APPID;
-
-/// A random node of a zone, among those up if any is.
-pub(super) fn pick(nodes: &[Arc<Peer>]) -> Option<&Arc<Peer>> {
-    let up: Vec<&Arc<Peer>> = nodes
-        .iter()
-        .filter(|p| p.status() == PeerStatus::Up)
-        .collect();
-    let from: Vec<&Arc<Peer>> = if up.is_empty() {
-        nodes.iter().collect()
-    } else {
-        up
-    };
-    if from.is_empty() {
-        return None;
-    }
-    Some(from[monoio::utils::thread_rng_n(from.len() as u32) as usize])
-}
 
 /// The addresses the cluster should have: seeds plus discovered `infra.discovery` nodes.
 fn wanted(cluster: &Cluster) -> (Vec<String>, BTreeMap<String, Vec<String>>) {

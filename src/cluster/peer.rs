@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -183,4 +183,21 @@ impl Peer {
     pub(super) fn resolve(&self) -> Option<SocketAddr> {
         self.addr.to_socket_addrs().ok()?.next()
     }
+}
+
+/// A random node of a zone, among those up if any is.
+pub(super) fn pick(nodes: &[Arc<Peer>]) -> Option<&Arc<Peer>> {
+    let up: Vec<&Arc<Peer>> = nodes
+        .iter()
+        .filter(|p| p.status() == PeerStatus::Up)
+        .collect();
+    let from: Vec<&Arc<Peer>> = if up.is_empty() {
+        nodes.iter().collect()
+    } else {
+        up
+    };
+    if from.is_empty() {
+        return None;
+    }
+    Some(from[monoio::utils::thread_rng_n(from.len() as u32) as usize])
 }

@@ -5,9 +5,9 @@
 
 use std::sync::atomic::Ordering;
 
+use super::handle::Cluster;
 use super::op::Op;
 use super::peer::Peer;
-use super::Cluster;
 use crate::clock;
 use crate::http::client::Client;
 use crate::wire::replicate;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handle::Cluster;
 use super::peer::{Peer, PeerStatus};
-use super::Cluster;
 use crate::clock;
 use crate::http::client::Client;
 use crate::wire::instance::decode_fetch_all;

@@ -1,0 +1,121 @@
+//! The cluster's shared handle: the peer set cores read when they forward a write, start-up
+//! protection, and what the cluster thread was given (registry, identity, settings).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::op::Op;
+use super::peer::{pick, Peer};
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::registry::Registry;
+use crate::wire::Origin;
+
+/// The peers known now.
+#[derive(Default)]
+pub(crate) struct PeerSet {
+    /// Other nodes of this zone.
+    pub(crate) own: Vec<Arc<Peer>>,
+    /// Nodes of other zones, by zone.
+    pub(crate) zones: BTreeMap<String, Vec<Arc<Peer>>>,
+}
+
+impl PeerSet {
+    /// Every peer, this zone's first.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Peer>> {
+        self.own.iter().chain(self.zones.values().flatten())
+    }
+}
+
+/// What the cluster takes from the config.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Seed nodes of this zone.
+    pub(super) nodes: Vec<String>,
+    /// Seed nodes of other zones.
+    pub(super) zones: BTreeMap<String, Vec<String>>,
+    /// Peer connect and per-call timeouts.
+    pub(super) dial: Duration,
+    pub(super) timeout: Duration,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &Config) -> Settings {
+        Settings {
+            nodes: config.nodes.clone(),
+            zones: config.zones.clone(),
+            dial: config.http_client.dial,
+            timeout: config.http_client.timeout,
+        }
+    }
+}
+
+/// Peers, replication and start-up protection, shared by all cores.
+pub(crate) struct Cluster {
+    pub(super) peers: ArcSwap<PeerSet>,
+    /// True while start-up protection refuses reads.
+    protected: AtomicBool,
+    pub(super) registry: Arc<Registry>,
+    pub(super) identity: Arc<Identity>,
+    pub(super) settings: Settings,
+}
+
+impl Cluster {
+    /// A cluster with no peers yet (see [`Cluster::spawn`]); `protected` starts start-up
+    /// protection.
+    pub(crate) fn new(
+        settings: Settings,
+        registry: Arc<Registry>,
+        identity: Arc<Identity>,
+        protected: bool,
+    ) -> Cluster {
+        Cluster {
+            peers: ArcSwap::default(),
+            protected: AtomicBool::new(protected),
+            registry,
+            identity,
+            settings,
+        }
+    }
+
+    /// Forwards a write that came from `origin`: a client's to every other node of the zone
+    /// and one random node of each other zone; another zone's only inside this zone; a peer's
+    /// nowhere. Never waits.
+    pub(crate) fn forward(&self, op: Op, origin: Origin) {
+        if origin == Origin::Peer {
+            return;
+        }
+        let set = self.peers.load();
+        for p in &set.own {
+            p.submit(op.clone());
+        }
+        if origin == Origin::Client {
+            for nodes in set.zones.values() {
+                if let Some(p) = pick(nodes) {
+                    p.submit(op.clone());
+                }
+            }
+        }
+    }
+
+    /// The current peers.
+    pub(crate) fn peers(&self) -> Arc<PeerSet> {
+        self.peers.load_full()
+    }
+
+    /// True while start-up protection refuses reads.
+    pub(crate) fn protected(&self) -> bool {
+        self.protected.load(Ordering::Relaxed)
+    }
+
+    /// Ends start-up protection (a peer sync succeeded, or its time ran out).
+    pub(crate) fn end_protection(&self) {
+        if self.protected.swap(false, Ordering::Relaxed) {
+            tracing::info!("start-up protection ended: reads are served");
+        }
+    }
+}
