@@ -10,7 +10,7 @@ use loadtest::args::Args;
 use loadtest::http::parse::request_len;
 use loadtest::rt::{block_on, Driver};
 use loadtest::sys;
-use loadtest::util::{race, Either};
+use loadtest::task::{race, Either};
 use monoio::buf::SliceMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};

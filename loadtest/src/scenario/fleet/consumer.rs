@@ -12,9 +12,10 @@ use super::phase::Phase;
 use super::steady::Ctx;
 use super::tally::{sec_slot, Tally};
 use crate::http::Resp;
+use crate::jscan;
 use crate::scenario::common::{app_name, connect_counted, host_name, mono};
 use crate::stats::ReqStats;
-use crate::util::{jscan, race, Either};
+use crate::task::{race, Either};
 
 /// What one consumer watches and has seen.
 struct Watcher {

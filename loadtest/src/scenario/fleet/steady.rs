@@ -13,7 +13,7 @@ use super::{churn, consumer, renew, FleetCfg};
 use crate::rt::run_threads;
 use crate::scenario::common::Common;
 use crate::sys::{Sample, Sampler};
-use crate::util::LocalStop;
+use crate::task::LocalStop;
 
 /// What every task of one load thread shares.
 #[derive(Clone)]

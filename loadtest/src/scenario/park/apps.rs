@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::polls::Board;
 use super::ParkCfg;
 use crate::http::{blocking_request, body_code};
+use crate::jscan;
 use crate::scenario::common::{app_name, host_name, Common};
-use crate::util::jscan;
 
 /// Registers one instance per app; returns each app's latest_timestamp.
 pub(super) fn register_apps(c: &Common, cfg: &ParkCfg) -> Result<Vec<i64>, String> {

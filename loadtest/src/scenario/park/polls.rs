@@ -14,7 +14,7 @@ use super::ParkCfg;
 use crate::http::Conn;
 use crate::rt::run_threads;
 use crate::scenario::common::{app_name, host_name, mono, Common};
-use crate::util::{race, Either, LocalStop};
+use crate::task::{race, Either, LocalStop};
 
 /// Code recorded for a poll that has no answer yet.
 pub(super) const NOT_ANSWERED: i64 = i64::MIN;
