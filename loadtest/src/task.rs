@@ -46,6 +46,7 @@ struct StopInner {
 }
 
 impl LocalStop {
+    /// Fires the signal and wakes every waiter.
     pub fn fire(&self) {
         self.inner.fired.set(true);
         for w in self.inner.wakers.borrow_mut().drain(..) {
@@ -53,6 +54,7 @@ impl LocalStop {
         }
     }
 
+    /// Whether the signal has fired.
     pub fn fired(&self) -> bool {
         self.inner.fired.get()
     }
@@ -75,6 +77,7 @@ impl LocalStop {
     }
 }
 
+/// The future `LocalStop::wait` returns.
 pub struct StopWait {
     inner: Rc<StopInner>,
     registered: bool,

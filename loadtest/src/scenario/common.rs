@@ -33,6 +33,7 @@ pub struct Common {
 }
 
 impl Common {
+    /// Reads the common flags; `default_src_addrs` is the scenario's default.
     pub fn parse(a: &Args, default_src_addrs: u32) -> Result<Common, String> {
         let addr: SocketAddrV4 = a
             .string("addr", "127.0.0.1:7171")
@@ -100,6 +101,7 @@ impl Common {
         Ok(v)
     }
 
+    /// A progress line on stderr (unless `--quiet`).
     pub fn log(&self, msg: &str) {
         if !self.quiet {
             eprintln!("[{}] {msg}", self.label);
@@ -107,14 +109,17 @@ impl Common {
     }
 }
 
+/// Name of app j: `<prefix>.app<j>`.
 pub fn app_name(prefix: &str, j: usize) -> String {
     format!("{prefix}.app{j}")
 }
 
+/// Hostname of instance i: the prefix with dashes, then `-<i>`.
 pub fn host_name(prefix: &str, i: usize) -> String {
     format!("{}-{i}", prefix.replace('.', "-"))
 }
 
+/// A std instant on monoio's clock.
 pub fn mono(t: Instant) -> monoio::time::Instant {
     monoio::time::Instant::from_std(t)
 }
@@ -128,6 +133,7 @@ pub struct Bulk {
 }
 
 impl Bulk {
+    /// The bulk's figures for the report.
     pub fn json(&self) -> Value {
         json!({
             "elapsed_s": sys::round3(self.elapsed.as_secs_f64()),

@@ -11,8 +11,10 @@ use super::common::{app_name, bulk, host_name, Common};
 use crate::args::Args;
 use crate::proto::{envelope_ok, Ident};
 
+/// Switches (flags without a value) of fetch.
 pub const SWITCHES: &[&str] = &["multi", "quiet"];
 
+/// Fetch's flags.
 pub struct FetchCfg {
     pub conns: usize,
     pub duration: Duration,
@@ -25,6 +27,7 @@ pub struct FetchCfg {
 }
 
 impl FetchCfg {
+    /// Reads fetch's flags.
     pub fn parse(a: &Args) -> Result<FetchCfg, String> {
         let cfg = FetchCfg {
             conns: a.get("conns", 64usize)?.max(1),
@@ -42,6 +45,7 @@ impl FetchCfg {
         Ok(cfg)
     }
 
+    /// Names of the registered apps.
     pub fn apps(&self) -> Vec<String> {
         (0..self.apps).map(|j| app_name(&self.prefix, j)).collect()
     }

@@ -9,8 +9,10 @@ use super::common::{app_name, bulk, host_name, Common};
 use crate::args::Args;
 use crate::proto::{envelope_ok, Ident};
 
+/// Switches (flags without a value) of renew.
 pub const SWITCHES: &[&str] = &["quiet"];
 
+/// Renew's flags.
 pub struct RenewCfg {
     pub conns: usize,
     pub duration: Duration,
@@ -21,6 +23,7 @@ pub struct RenewCfg {
 }
 
 impl RenewCfg {
+    /// Reads renew's flags.
     pub fn parse(a: &Args) -> Result<RenewCfg, String> {
         let instances = a.get("instances", 1000usize)?.max(1);
         Ok(RenewCfg {
