@@ -181,3 +181,50 @@ async fn renew_once(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection 1 of 3 in a fleet of 10, renewing every 10 s.
+    fn sched(t0: Instant) -> Schedule {
+        Schedule {
+            mine: vec![1, 4, 7],
+            instances: 10,
+            period: Duration::from_secs(10),
+            t0,
+        }
+    }
+
+    #[test]
+    fn renews_are_spread_over_the_period() {
+        let t0 = Instant::now();
+        let s = sched(t0);
+        assert_eq!(s.at(0), (1, t0 + Duration::from_secs(1)));
+        assert_eq!(s.at(2), (7, t0 + Duration::from_secs(7)));
+        assert_eq!(s.at(3), (1, t0 + Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn each_instance_is_due_once_per_period() {
+        let t0 = Instant::now();
+        let s = sched(t0);
+        let p = Duration::from_secs(10);
+        assert_eq!(s.due_between(t0, t0 + p), 3);
+        assert_eq!(s.due_between(t0 + p, t0 + p * 3), 6);
+        // Only instance 4 (due at 4 s) falls in [2 s, 5 s).
+        let (a, b) = (Duration::from_secs(2), Duration::from_secs(5));
+        assert_eq!(s.due_between(t0 + a, t0 + b), 1);
+    }
+
+    #[test]
+    fn catch_up_skips_to_the_last_period() {
+        let t0 = Instant::now();
+        let s = sched(t0);
+        // At 25 s the renews due before 16 s are dropped: next is instance
+        // 7 of period 1 (due at 17 s).
+        let next = s.catch_up(t0 + Duration::from_secs(25));
+        assert_eq!(next, 5);
+        assert_eq!(s.at(next), (7, t0 + Duration::from_secs(17)));
+    }
+}

@@ -114,3 +114,21 @@ pub(super) fn build(c: &Common, cfg: &ParkCfg, board: &Board, m: &Measured) -> (
         json!({ "ramp": ramp, "wake_cdf": cdf(&a.lats_ms) }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdf_is_thinned_to_about_500_points_and_ends_at_one() {
+        assert!(cdf(&[]).is_empty());
+        let v = cdf(&[1.0, 2.0]);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0]["fraction"], 0.5);
+        assert_eq!(v[2], json!({"fraction": 1.0, "ms": 2.0}));
+        let many: Vec<f64> = (0..5000).map(f64::from).collect();
+        let v = cdf(&many);
+        assert_eq!(v.len(), 501);
+        assert_eq!(v[500]["ms"], 4999.0);
+    }
+}
