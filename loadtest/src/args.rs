@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The flags of one command line, with what was read from them.
 pub struct Args {
     values: BTreeMap<String, String>,
     used: RefCell<BTreeSet<String>>,
@@ -70,10 +71,12 @@ impl Args {
         self.seen.borrow_mut().insert(name.to_string(), v);
     }
 
+    /// Whether `--name` was given.
     pub fn has(&self, name: &str) -> bool {
         self.raw(name).is_some()
     }
 
+    /// `--name` parsed as T, or `default` when absent.
     pub fn get<T: FromStr + ToString>(&self, name: &str, default: T) -> Result<T, String> {
         let v = match self.raw(name) {
             None => default,
@@ -85,6 +88,7 @@ impl Args {
         Ok(v)
     }
 
+    /// `--name` parsed as T, when given.
     pub fn opt<T: FromStr + ToString>(&self, name: &str) -> Result<Option<T>, String> {
         match self.raw(name) {
             None => Ok(None),
@@ -98,6 +102,7 @@ impl Args {
         }
     }
 
+    /// `--name` as text, or `default` when absent.
     pub fn string(&self, name: &str, default: &str) -> String {
         let v = self
             .raw(name)
@@ -107,6 +112,7 @@ impl Args {
         v
     }
 
+    /// A switch: true when given bare or as `true`.
     pub fn switch(&self, name: &str) -> Result<bool, String> {
         let v = match self.raw(name).map(|s| s.as_str()) {
             None | Some("false") => false,
@@ -153,6 +159,7 @@ impl Args {
         }
     }
 
+    /// Every flag read, with the value in force, for the report.
     pub fn params_json(&self) -> serde_json::Value {
         let m: serde_json::Map<String, serde_json::Value> = self
             .seen
@@ -164,6 +171,7 @@ impl Args {
     }
 }
 
+/// `10`, `10s`, `500ms`, `2m` or `1h` as a duration.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
@@ -184,6 +192,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(v * mult))
 }
 
+/// A duration as the flags write it (`1500ms`, `30s`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(1000) {
@@ -193,6 +202,7 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// `10`, `10/s` or `600/m` as a rate per second.
 pub fn parse_rate(s: &str) -> Option<f64> {
     let s = s.trim();
     let (num, div) = if let Some(n) = s.strip_suffix("/s") {

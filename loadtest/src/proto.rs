@@ -44,6 +44,7 @@ impl Ident {
         format!("grpc://127.0.0.1:{}", 20000 + (i % 40000))
     }
 
+    /// `POST /discovery/register` of instance `i` with `version`.
     pub fn register(&self, out: &mut Vec<u8>, appid: &str, hostname: &str, i: usize, version: u64) {
         self.post(
             out,
@@ -62,6 +63,7 @@ impl Ident {
         );
     }
 
+    /// `POST /discovery/renew`.
     pub fn renew(&self, out: &mut Vec<u8>, appid: &str, hostname: &str) {
         self.post(
             out,
@@ -73,6 +75,7 @@ impl Ident {
         );
     }
 
+    /// `POST /discovery/cancel`.
     pub fn cancel(&self, out: &mut Vec<u8>, appid: &str, hostname: &str) {
         self.post(
             out,
@@ -84,6 +87,7 @@ impl Ident {
         );
     }
 
+    /// `GET /discovery/fetch` of one app.
     pub fn fetch(&self, out: &mut Vec<u8>, appid: &str) {
         self.get(
             out,
@@ -91,6 +95,7 @@ impl Ident {
         );
     }
 
+    /// `GET /discovery/fetchs` of several apps.
     pub fn fetchs(&self, out: &mut Vec<u8>, appids: &[String]) {
         let mut q = String::new();
         for a in appids {
@@ -104,6 +109,7 @@ impl Ident {
         );
     }
 
+    /// `GET /discovery/nodes` (the readiness check).
     pub fn nodes(&self, out: &mut Vec<u8>) {
         self.get(out, format_args!("/discovery/nodes"));
     }
@@ -171,6 +177,7 @@ impl Ident {
     }
 }
 
+/// The success envelope around `data`, as the server writes it.
 pub fn envelope_ok(data: &str) -> String {
     format!("{{\"code\":0,\"message\":\"0\",\"ttl\":1,\"data\":{data}}}")
 }

@@ -33,6 +33,7 @@ impl Driver {
         }
     }
 
+    /// The driver's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Driver::Uring => "io_uring",
@@ -40,6 +41,7 @@ impl Driver {
         }
     }
 
+    /// Tells the connections which driver their runtime uses.
     pub fn install(self) {
         crate::http::set_uring(self == Driver::Uring);
     }
@@ -103,6 +105,7 @@ pub struct Target {
 }
 
 impl Target {
+    /// A loopback target; `src_addrs` in 1..=250.
     pub fn new(addr: SocketAddrV4, src_addrs: u32) -> Result<Target, String> {
         if !addr.ip().is_loopback() {
             return Err(format!(
@@ -128,6 +131,7 @@ impl Target {
         Some(Ipv4Addr::new(127, 0, 0, 1 + k as u8))
     }
 
+    /// Connects from the next source address.
     pub async fn connect(&self) -> io::Result<crate::http::Conn> {
         crate::http::Conn::connect(self.addr, self.next_src()).await
     }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 /// Highest latency recorded exactly: 100 s.
 const MAX_US: u64 = 100_000_000;
 
+/// A latency histogram in microseconds, 1 µs to 100 s.
 pub struct Lat {
     h: Histogram<u64>,
 }
@@ -20,6 +21,7 @@ impl Default for Lat {
 }
 
 impl Lat {
+    /// A histogram with `sigfig` significant figures (1..=5).
     pub fn new(sigfig: u8) -> Lat {
         // Constant bounds; only a sigfig above 5 could fail.
         let h = Histogram::new_with_bounds(1, MAX_US, sigfig.clamp(1, 5))
@@ -27,23 +29,28 @@ impl Lat {
         Lat { h }
     }
 
+    /// Records one latency.
     pub fn record(&mut self, d: Duration) {
         let us = (d.as_micros() as u64).clamp(1, MAX_US);
         self.h.saturating_record(us);
     }
 
+    /// Records one latency given in microseconds.
     pub fn record_us(&mut self, us: u64) {
         self.h.saturating_record(us.clamp(1, MAX_US));
     }
 
+    /// Adds another histogram's values.
     pub fn merge(&mut self, o: &Lat) {
         let _ = self.h.add(&o.h);
     }
 
+    /// Values recorded.
     pub fn count(&self) -> u64 {
         self.h.len()
     }
 
+    /// The quantile `q` in milliseconds (0 when empty).
     pub fn ms(&self, q: f64) -> f64 {
         if self.h.is_empty() {
             return 0.0;
@@ -51,6 +58,7 @@ impl Lat {
         self.h.value_at_quantile(q) as f64 / 1000.0
     }
 
+    /// The largest value in milliseconds (0 when empty).
     pub fn max_ms(&self) -> f64 {
         if self.h.is_empty() {
             return 0.0;
@@ -58,6 +66,7 @@ impl Lat {
         self.h.max() as f64 / 1000.0
     }
 
+    /// Count, mean and percentiles (ms) for the report.
     pub fn json(&self) -> Value {
         let r = |v: f64| (v * 1000.0).round() / 1000.0;
         json!({
@@ -85,6 +94,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Counts an answer; true when it is HTTP 200 with the code `want`.
     pub fn answer(&mut self, status: u16, code: Option<i64>, want: i64) -> bool {
         let key = if status != 200 {
             format!("http {status}")
@@ -105,6 +115,7 @@ impl Counts {
         ok
     }
 
+    /// Counts an I/O failure or a timeout.
     pub fn io(&mut self, e: &dyn std::fmt::Display) {
         self.io_errors += 1;
         let key = format!("io: {e}");
@@ -118,10 +129,12 @@ impl Counts {
         }
     }
 
+    /// Bad answers and I/O failures together.
     pub fn errors(&self) -> u64 {
         self.bad_answer + self.io_errors
     }
 
+    /// Adds another set of counters.
     pub fn merge(&mut self, o: &Counts) {
         self.ok += o.ok;
         self.bad_answer += o.bad_answer;
@@ -134,6 +147,7 @@ impl Counts {
         }
     }
 
+    /// The counters for the report.
     pub fn json(&self) -> Value {
         json!({
             "ok": self.ok,
@@ -154,12 +168,14 @@ pub struct ReqStats {
 }
 
 impl ReqStats {
+    /// Adds another thread's figures.
     pub fn merge(&mut self, o: &ReqStats) {
         self.lat.merge(&o.lat);
         self.counts.merge(&o.counts);
         self.bytes += o.bytes;
     }
 
+    /// Requests, rate over `window`, latency and counters for the report.
     pub fn json(&self, window: Duration) -> Value {
         let secs = window.as_secs_f64().max(1e-9);
         json!({

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// CPUs this process may use.
 pub fn nproc() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -17,6 +18,7 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// CPU model, kernel, memory and open-file limit, for the report.
 pub fn machine_json() -> Value {
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
@@ -72,6 +74,7 @@ pub fn rss_kb(pid: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The soft RLIMIT_NOFILE.
 pub fn nofile_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -120,6 +123,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Starts sampling `pid` (and this process) every `period`, with times
+    /// since `t0` and the value of `progress`, if given.
     pub fn start(
         pid: Option<u32>,
         period: Duration,
@@ -167,6 +172,7 @@ impl Sampler {
         }
     }
 
+    /// Stops sampling and returns the samples.
     pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle
@@ -191,6 +197,7 @@ pub struct CpuWindow {
 }
 
 impl CpuWindow {
+    /// Starts the window now.
     pub fn start(pid: Option<u32>) -> CpuWindow {
         let pid = pid.map(|p| p.to_string());
         let ticks = pid.as_deref().and_then(cpu_ticks).unwrap_or(0);
@@ -219,6 +226,7 @@ impl CpuWindow {
     }
 }
 
+/// Samples for the report's series.
 pub fn samples_json(s: &[Sample]) -> Value {
     Value::Array(
         s.iter()
@@ -255,10 +263,12 @@ pub fn samples_summary(s: &[Sample]) -> Value {
     })
 }
 
+/// Rounded to one decimal.
 pub fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+/// Rounded to three decimals.
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -289,6 +299,7 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Seconds since the Unix epoch.
 pub fn unix_time() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,14 +1,16 @@
 //! `ceiling`: answers every HTTP/1.1 request with the same fixed bytes over
 //! keep-alive connections, one monoio runtime per core with SO_REUSEPORT.
 //! It stands for the fastest any server could answer on this machine.
+//! Requests are framed by the load tools' one HTTP parser (`http::parse`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use loadtest::args::Args;
+use loadtest::http::parse::request_len;
 use loadtest::rt::{block_on, Driver};
 use loadtest::sys;
-use loadtest::util::{race, Either};
+use loadtest::task::{race, Either};
 use monoio::buf::SliceMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
@@ -20,8 +22,6 @@ ceiling --addr 127.0.0.1:PORT --body FILE [--threads <nproc>] [--driver auto|uri
 Answers every request with `HTTP/1.1 200 OK`, `Content-Type: application/json;
 charset=utf-8` and the bytes of FILE. Exits by itself after --max-lifetime.
 ";
-
-const MAX_HEAD: usize = 64 * 1024;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -105,33 +105,6 @@ fn run(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Length of the complete request at the start of `buf`, if there is one;
-/// Err on a malformed head.
-fn request_len(buf: &[u8]) -> Result<Option<usize>, ()> {
-    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_HEAD {
-            Err(())
-        } else {
-            Ok(None)
-        };
-    };
-    let mut cl = 0usize;
-    for line in buf[..head_end].split(|&b| b == b'\n').skip(1) {
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            if line[..colon].eq_ignore_ascii_case(b"content-length") {
-                let v = std::str::from_utf8(&line[colon + 1..]).map_err(|_| ())?;
-                cl = v.trim().parse().map_err(|_| ())?;
-            }
-        }
-    }
-    let total = head_end + 4 + cl;
-    Ok(if buf.len() >= total {
-        Some(total)
-    } else {
-        None
-    })
-}
-
 async fn serve(mut s: TcpStream, resp: &'static [u8]) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
@@ -147,7 +120,8 @@ async fn serve(mut s: TcpStream, resp: &'static [u8]) {
                     }
                 }
                 Ok(None) => break,
-                Err(()) => return,
+                // A malformed request: drop the connection.
+                Err(_) => return,
             }
         }
         buf.drain(..used);

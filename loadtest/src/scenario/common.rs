@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::args::Args;
+use crate::http::Conn;
 use crate::proto::Ident;
 use crate::rt::{run_threads, Driver, Target};
 use crate::stats::ReqStats;
@@ -32,6 +33,7 @@ pub struct Common {
 }
 
 impl Common {
+    /// Reads the common flags; `default_src_addrs` is the scenario's default.
     pub fn parse(a: &Args, default_src_addrs: u32) -> Result<Common, String> {
         let addr: SocketAddrV4 = a
             .string("addr", "127.0.0.1:7171")
@@ -99,6 +101,7 @@ impl Common {
         Ok(v)
     }
 
+    /// A progress line on stderr (unless `--quiet`).
     pub fn log(&self, msg: &str) {
         if !self.quiet {
             eprintln!("[{}] {msg}", self.label);
@@ -106,14 +109,17 @@ impl Common {
     }
 }
 
+/// Name of app j: `<prefix>.app<j>`.
 pub fn app_name(prefix: &str, j: usize) -> String {
     format!("{prefix}.app{j}")
 }
 
+/// Hostname of instance i: the prefix with dashes, then `-<i>`.
 pub fn host_name(prefix: &str, i: usize) -> String {
     format!("{}-{i}", prefix.replace('.', "-"))
 }
 
+/// A std instant on monoio's clock.
 pub fn mono(t: Instant) -> monoio::time::Instant {
     monoio::time::Instant::from_std(t)
 }
@@ -127,6 +133,7 @@ pub struct Bulk {
 }
 
 impl Bulk {
+    /// The bulk's figures for the report.
     pub fn json(&self) -> Value {
         json!({
             "elapsed_s": sys::round3(self.elapsed.as_secs_f64()),
@@ -153,101 +160,22 @@ where
     F: Fn(usize, &mut Vec<u8>) + Send + Sync + 'static,
 {
     let start = Instant::now();
-    let deadline = start + limit;
-    let cursor = Arc::new(AtomicUsize::new(items.start));
-    let failed = Arc::new(AtomicU64::new(0));
-    let end = items.end;
-    let make = Arc::new(make);
+    let job = Arc::new(BulkJob {
+        cursor: AtomicUsize::new(items.start),
+        end: items.end,
+        deadline: start + limit,
+        failed: AtomicU64::new(0),
+        want,
+        progress,
+        target: c.target.clone(),
+        req_timeout: c.req_timeout,
+        make,
+    });
     let conns = conns.max(1).min(items.len().max(1));
     let threads = c.threads.min(conns);
-    let target = c.target.clone();
-    let req_timeout = c.req_timeout;
-    let failed2 = failed.clone();
+    let job2 = job.clone();
     let per_thread = run_threads(threads, c.driver, move |ti| {
-        let cursor = cursor.clone();
-        let failed = failed2.clone();
-        let make = make.clone();
-        let target = target.clone();
-        let progress = progress.clone();
-        async move {
-            let stats = Rc::new(RefCell::new(ReqStats::default()));
-            let mut handles = Vec::new();
-            for _ in (ti..conns).step_by(threads) {
-                let cursor = cursor.clone();
-                let failed = failed.clone();
-                let make = make.clone();
-                let target = target.clone();
-                let stats = stats.clone();
-                let progress = progress.clone();
-                handles.push(monoio::spawn(async move {
-                    let mut conn = None;
-                    let mut req = Vec::with_capacity(512);
-                    loop {
-                        if Instant::now() >= deadline {
-                            break;
-                        }
-                        let i = cursor.fetch_add(1, Ordering::Relaxed);
-                        if i >= end {
-                            break;
-                        }
-                        make(i, &mut req);
-                        let mut done = false;
-                        for _attempt in 0..3 {
-                            if Instant::now() >= deadline {
-                                break;
-                            }
-                            if conn.is_none() {
-                                conn = connect_counted(&target, req_timeout, &stats).await;
-                            }
-                            let Some(cn) = conn.as_mut() else {
-                                continue;
-                            };
-                            let t = Instant::now();
-                            let r = monoio::time::timeout(req_timeout, cn.call(req)).await;
-                            match r {
-                                Ok((Ok(resp), back)) => {
-                                    req = back;
-                                    let mut s = stats.borrow_mut();
-                                    s.lat.record(t.elapsed());
-                                    if s.counts.answer(resp.status, resp.code, want) {
-                                        done = true;
-                                    }
-                                    if resp.close {
-                                        conn = None;
-                                    }
-                                    break;
-                                }
-                                Ok((Err(e), back)) => {
-                                    req = back;
-                                    stats.borrow_mut().counts.io(&e);
-                                    conn = None;
-                                }
-                                Err(_) => {
-                                    // The request buffer went with the dropped future.
-                                    req = Vec::with_capacity(512);
-                                    make(i, &mut req);
-                                    stats.borrow_mut().counts.io(&"timeout");
-                                    conn = None;
-                                }
-                            }
-                        }
-                        if done {
-                            if let Some(p) = &progress {
-                                p.fetch_add(1, Ordering::Relaxed);
-                            }
-                        } else {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }));
-            }
-            for h in handles {
-                h.await;
-            }
-            Rc::try_unwrap(stats)
-                .map(|s| s.into_inner())
-                .unwrap_or_default()
-        }
+        bulk_thread(job2.clone(), (ti..conns).step_by(threads).count())
     })
     .map_err(|e| format!("runtime: {e}"))?;
     let mut stats = ReqStats::default();
@@ -258,7 +186,7 @@ where
     // because the time limit passed.
     let not_done = (items.len() as u64)
         .saturating_sub(stats.counts.ok)
-        .max(failed.load(Ordering::Relaxed));
+        .max(job.failed.load(Ordering::Relaxed));
     Ok(Bulk {
         stats,
         elapsed: start.elapsed(),
@@ -266,12 +194,119 @@ where
     })
 }
 
+/// A bulk run, shared by its connections on every thread.
+struct BulkJob<F> {
+    /// The next item to claim.
+    cursor: AtomicUsize,
+    end: usize,
+    deadline: Instant,
+    failed: AtomicU64,
+    want: i64,
+    progress: Option<Arc<AtomicU64>>,
+    target: Target,
+    req_timeout: Duration,
+    /// Writes item i's request.
+    make: F,
+}
+
+/// One load thread of a bulk run with `conns` connections.
+async fn bulk_thread<F>(job: Arc<BulkJob<F>>, conns: usize) -> ReqStats
+where
+    F: Fn(usize, &mut Vec<u8>) + Send + Sync + 'static,
+{
+    let stats = Rc::new(RefCell::new(ReqStats::default()));
+    let handles: Vec<_> = (0..conns)
+        .map(|_| monoio::spawn(bulk_conn(job.clone(), stats.clone())))
+        .collect();
+    for h in handles {
+        h.await;
+    }
+    Rc::try_unwrap(stats)
+        .map(|s| s.into_inner())
+        .unwrap_or_default()
+}
+
+/// One connection of a bulk run: claims items until none are left or the
+/// deadline passes.
+async fn bulk_conn<F>(job: Arc<BulkJob<F>>, stats: Rc<RefCell<ReqStats>>)
+where
+    F: Fn(usize, &mut Vec<u8>),
+{
+    let mut conn = None;
+    let mut req = Vec::with_capacity(512);
+    while Instant::now() < job.deadline {
+        let i = job.cursor.fetch_add(1, Ordering::Relaxed);
+        if i >= job.end {
+            break;
+        }
+        (job.make)(i, &mut req);
+        if send_item(&job, &mut conn, &mut req, i, &stats).await {
+            if let Some(p) = &job.progress {
+                p.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            job.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends item i's request (in `req`), reconnecting and retrying up to 3
+/// times on a connection failure; true when it got the wanted answer.
+async fn send_item<F>(
+    job: &BulkJob<F>,
+    conn: &mut Option<Conn>,
+    req: &mut Vec<u8>,
+    i: usize,
+    stats: &RefCell<ReqStats>,
+) -> bool
+where
+    F: Fn(usize, &mut Vec<u8>),
+{
+    for _attempt in 0..3 {
+        if Instant::now() >= job.deadline {
+            break;
+        }
+        if conn.is_none() {
+            *conn = connect_counted(&job.target, job.req_timeout, stats).await;
+        }
+        let Some(cn) = conn.as_mut() else {
+            continue;
+        };
+        let t = Instant::now();
+        let r = monoio::time::timeout(job.req_timeout, cn.call(std::mem::take(req))).await;
+        match r {
+            Ok((Ok(resp), back)) => {
+                *req = back;
+                let mut s = stats.borrow_mut();
+                s.lat.record(t.elapsed());
+                if resp.close {
+                    *conn = None;
+                }
+                return s.counts.answer(resp.status, resp.code, job.want);
+            }
+            Ok((Err(e), back)) => {
+                *req = back;
+                stats.borrow_mut().counts.io(&e);
+                *conn = None;
+            }
+            Err(_) => {
+                // The request buffer went with the dropped future.
+                *req = Vec::with_capacity(512);
+                (job.make)(i, req);
+                stats.borrow_mut().counts.io(&"timeout");
+                *conn = None;
+            }
+        }
+    }
+    false
+}
+
 /// Connects, counting a failure (and pausing briefly) in `stats`.
 pub async fn connect_counted(
     target: &Target,
     limit: Duration,
     stats: &RefCell<ReqStats>,
-) -> Option<crate::http::Conn> {
+) -> Option<Conn> {
     match monoio::time::timeout(limit, target.connect()).await {
         Ok(Ok(cn)) => Some(cn),
         Ok(Err(e)) => {

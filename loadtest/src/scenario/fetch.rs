@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::closed::closed_loop;
+use super::closed::{measured_loop, print_closed};
 use super::common::{app_name, bulk, host_name, Common};
 use crate::args::Args;
 use crate::proto::{envelope_ok, Ident};
-use crate::sys::{self, CpuWindow, Sampler};
 
+/// Switches (flags without a value) of fetch.
 pub const SWITCHES: &[&str] = &["multi", "quiet"];
 
+/// Fetch's flags.
 pub struct FetchCfg {
     pub conns: usize,
     pub duration: Duration,
@@ -26,6 +27,7 @@ pub struct FetchCfg {
 }
 
 impl FetchCfg {
+    /// Reads fetch's flags.
     pub fn parse(a: &Args) -> Result<FetchCfg, String> {
         let cfg = FetchCfg {
             conns: a.get("conns", 64usize)?.max(1),
@@ -43,6 +45,7 @@ impl FetchCfg {
         Ok(cfg)
     }
 
+    /// Names of the registered apps.
     pub fn apps(&self) -> Vec<String> {
         (0..self.apps).map(|j| app_name(&self.prefix, j)).collect()
     }
@@ -134,6 +137,7 @@ pub fn background_renewer(
     })
 }
 
+/// `loadgen fetch`: one fetch run, reported.
 pub fn run(argv: &[String]) -> Result<Value, String> {
     let a = Args::parse(argv, SWITCHES)?;
     let c = Common::parse(&a, 1)?;
@@ -156,9 +160,6 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         move |i| cfg2.item(i),
         stop.clone(),
     );
-
-    let id = c.ident.clone();
-    let cfg3 = cfg.clone();
     c.log(&format!(
         "fetch: {} conns for {:?} (+{:?} warm-up), {}",
         cfg.conns,
@@ -166,78 +167,40 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         cfg.warmup,
         if cfg.multi { "fetchs" } else { "fetch" }
     ));
-    let t0 = Instant::now();
-    let sampler = Sampler::start(c.server_pid, Duration::from_secs(1), t0, None);
-    let cpu = CpuWindow::start(c.server_pid);
-    let apps = cfg.apps();
-    let res = closed_loop(
+    let m = measured_loop(
         &c,
         cfg.conns,
         cfg.warmup,
         cfg.duration,
-        0,
-        move |ci, _k, buf| {
-            if !buf.is_empty() {
-                return;
-            }
-            if cfg3.multi {
-                id.fetchs(buf, &apps);
-            } else {
-                id.fetch(buf, &apps[ci % apps.len()]);
-            }
-        },
+        request(&c, cfg.clone()),
     );
-    let (server_cpu, loadgen_cpu) = cpu.end();
-    let samples = sampler.finish();
     stop.store(true, Ordering::Relaxed);
     let renew_failures = renewer.join().unwrap_or(0);
-    let res = res?;
+    let m = m?;
 
-    let r = &res.stats;
-    let figures = json!({
-        "req_per_s": (r.lat.count() as f64 / res.window.as_secs_f64()).round(),
-        "latency": r.lat.json(),
-        "errors": r.counts.errors(),
-        "counts": r.counts.json(),
-        "error_samples": r.counts.samples,
-        "answer_bytes_avg": if r.lat.count() > 0 { r.bytes / r.lat.count() } else { 0 },
-        "connect_attempts": res.connects,
-        "server_cpu_pct": server_cpu.map(sys::round1),
-        "loadgen_cpu_pct": sys::round1(loadgen_cpu),
-        "resources": sys::samples_summary(&samples),
-        "registration": reg,
-        "background_renew_failures": renew_failures,
-    });
-    let v = c.write_report(
-        "fetch",
-        &a,
-        figures,
-        json!({ "samples": sys::samples_json(&samples) }),
-    )?;
+    let r = &m.closed.stats;
+    let mut figures = m.figures();
+    figures["answer_bytes_avg"] = json!(r.bytes.checked_div(r.lat.count()).unwrap_or(0));
+    figures["registration"] = reg;
+    figures["background_renew_failures"] = json!(renew_failures);
+    let v = c.write_report("fetch", &a, figures, m.series())?;
     print_closed(&c, "fetch", &v);
     Ok(v)
 }
 
-/// Human summary shared by fetch and renew.
-pub fn print_closed(c: &Common, what: &str, v: &Value) {
-    let f = &v["figures"];
-    let l = &f["latency"];
-    println!(
-        "{:<8} {:<7} {:>10} req/s  p50 {:>7} ms  p99 {:>7} ms  p999 {:>7} ms  max {:>7} ms  errors {}  server cpu {}%  loadgen cpu {}%",
-        c.label,
-        what,
-        f["req_per_s"],
-        l["p50_ms"],
-        l["p99_ms"],
-        l["p999_ms"],
-        l["max_ms"],
-        f["errors"],
-        f["server_cpu_pct"],
-        f["loadgen_cpu_pct"],
-    );
-    if let Some(s) = f["error_samples"].as_array() {
-        if !s.is_empty() {
-            println!("         error kinds: {}", Value::Array(s.clone()));
+/// Connection ci's fetch (app ci mod apps) or fetchs (every app), written
+/// once: the request stays the same for the whole run.
+fn request(c: &Common, cfg: Arc<FetchCfg>) -> impl Fn(usize, u64, &mut Vec<u8>) + Send + Sync {
+    let id = c.ident.clone();
+    let apps = cfg.apps();
+    move |ci, _k, buf| {
+        if !buf.is_empty() {
+            return;
+        }
+        if cfg.multi {
+            id.fetchs(buf, &apps);
+        } else {
+            id.fetch(buf, &apps[ci % apps.len()]);
         }
     }
 }

@@ -1,18 +1,18 @@
 //! `renew`: write throughput of POST /discovery/renew.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::closed::closed_loop;
+use super::closed::{measured_loop, print_closed};
 use super::common::{app_name, bulk, host_name, Common};
-use super::fetch::print_closed;
 use crate::args::Args;
 use crate::proto::{envelope_ok, Ident};
-use crate::sys::{self, CpuWindow, Sampler};
 
+/// Switches (flags without a value) of renew.
 pub const SWITCHES: &[&str] = &["quiet"];
 
+/// Renew's flags.
 pub struct RenewCfg {
     pub conns: usize,
     pub duration: Duration,
@@ -23,6 +23,7 @@ pub struct RenewCfg {
 }
 
 impl RenewCfg {
+    /// Reads renew's flags.
     pub fn parse(a: &Args) -> Result<RenewCfg, String> {
         let instances = a.get("instances", 1000usize)?.max(1);
         Ok(RenewCfg {
@@ -47,6 +48,7 @@ impl RenewCfg {
     }
 }
 
+/// `loadgen renew`: one renew run, reported.
 pub fn run(argv: &[String]) -> Result<Value, String> {
     let a = Args::parse(argv, SWITCHES)?;
     let c = Common::parse(&a, 1)?;
@@ -84,43 +86,16 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     ));
     let id = c.ident.clone();
     let (prefix, apps, n, conns) = (cfg.prefix.clone(), cfg.apps, cfg.instances, cfg.conns);
-    let t0 = Instant::now();
-    let sampler = Sampler::start(c.server_pid, Duration::from_secs(1), t0, None);
-    let cpu = CpuWindow::start(c.server_pid);
-    let res = closed_loop(
-        &c,
-        cfg.conns,
-        cfg.warmup,
-        cfg.duration,
-        0,
-        move |ci, k, buf| {
-            let i = ((ci as u64 + k * conns as u64) % n as u64) as usize;
-            let (app, host) = RenewCfg::names(&prefix, apps, i);
-            id.renew(buf, &app, &host);
-        },
-    );
-    let (server_cpu, loadgen_cpu) = cpu.end();
-    let samples = sampler.finish();
-    let res = res?;
-    let r = &res.stats;
-    let figures = json!({
-        "req_per_s": (r.lat.count() as f64 / res.window.as_secs_f64()).round(),
-        "latency": r.lat.json(),
-        "errors": r.counts.errors(),
-        "counts": r.counts.json(),
-        "error_samples": r.counts.samples,
-        "connect_attempts": res.connects,
-        "server_cpu_pct": server_cpu.map(sys::round1),
-        "loadgen_cpu_pct": sys::round1(loadgen_cpu),
-        "resources": sys::samples_summary(&samples),
-        "registration": reg.json(),
-    });
-    let v = c.write_report(
-        "renew",
-        &a,
-        figures,
-        json!({ "samples": sys::samples_json(&samples) }),
-    )?;
+    // Connection ci renews instances ci, ci + conns, ... in turn.
+    let make = move |ci, k, buf: &mut Vec<u8>| {
+        let i = ((ci as u64 + k * conns as u64) % n as u64) as usize;
+        let (app, host) = RenewCfg::names(&prefix, apps, i);
+        id.renew(buf, &app, &host);
+    };
+    let m = measured_loop(&c, cfg.conns, cfg.warmup, cfg.duration, make)?;
+    let mut figures = m.figures();
+    figures["registration"] = reg.json();
+    let v = c.write_report("renew", &a, figures, m.series())?;
     print_closed(&c, "renew", &v);
     Ok(v)
 }
