@@ -13,6 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use discovery::registry::instance::Registration;
 use discovery::wire::params::Params;
 use discovery::wire::register::Register;
+use discovery::wire::Rules;
 
 const BODY: &[u8] = b"region=sh&zone=sh001&env=prod&appid=main.account.account-service\
 &hostname=account-service-7d9f8b6c4-00042&addrs=http%3A%2F%2F10.0.0.43%3A8000\
@@ -117,7 +118,11 @@ fn naive_registration(v: &Values) -> Registration {
 }
 
 fn ours_registration(p: &Params) -> Registration {
-    let reg = Register::from_params(p).unwrap().reg;
+    let rules = Rules {
+        now_ns: 0,
+        max_skew_ns: i64::MAX,
+    };
+    let reg = Register::from_params(p, &rules).unwrap().reg;
     p.bool("replication").unwrap();
     reg
 }

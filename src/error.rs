@@ -16,6 +16,8 @@ pub enum Kind {
     NotModified,
     /// Reads refused during start-up protection: HTTP 503, ecode -500.
     Protected,
+    /// The caller lacks the token or address the action needs: HTTP 403, ecode -403.
+    Forbidden,
 }
 
 /// An error with its kind and a human-readable context (sent as the envelope's `message`).
@@ -48,6 +50,7 @@ impl Error {
             Kind::NotFound => -404,
             Kind::NotModified => -304,
             Kind::Protected => -500,
+            Kind::Forbidden => -403,
         }
     }
 
@@ -55,6 +58,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self.kind {
             Kind::Protected => 503,
+            Kind::Forbidden => 403,
             _ => 200,
         }
     }

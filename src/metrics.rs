@@ -59,6 +59,7 @@ pub(crate) struct CoreCounters {
     pub(crate) polls_parked: AtomicI64,
     pub(crate) polls_answered: AtomicU64,
     pub(crate) poll_timeouts: AtomicU64,
+    pub(crate) auth_refused: AtomicU64,
 }
 
 /// The node's counters and gauges.
@@ -107,7 +108,7 @@ impl Metrics {
     pub(crate) fn render(&self, computed: &[Sample<'_>]) -> String {
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
         let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed);
-        let own: [Sample<'_>; 9] = [
+        let own: [Sample<'_>; 10] = [
             (
                 "discovery_requests_total",
                 "counter",
@@ -143,6 +144,12 @@ impl Metrics {
                 "counter",
                 "Long-polls answered -304 at the deadline.",
                 self.sum(|c| count(&c.poll_timeouts)),
+            ),
+            (
+                "discovery_auth_refused_total",
+                "counter",
+                "Requests refused with 403: a missing or wrong token, or a stranger's address.",
+                self.sum(|c| count(&c.auth_refused)),
             ),
             (
                 "discovery_evict_rounds_total",

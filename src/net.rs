@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::api::Api;
+use crate::api::{Access, Api};
 use crate::cluster::Cluster;
 use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) http: HttpServerConfig,
     pub(crate) poll_hold: Duration,
+    pub(crate) access: Arc<Access>,
+    pub(crate) max_clock_skew: Duration,
     pub(crate) shutdown: ShutdownWatch,
 }
 
@@ -138,6 +140,8 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         metrics: shared.metrics,
         waiters,
         poll_hold: shared.poll_hold,
+        access: shared.access,
+        max_clock_skew: shared.max_clock_skew,
         shutdown: shutdown.clone(),
     });
     // Connections of this core still open; `Rc<Cell>` because only this core counts them.
@@ -147,7 +151,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         monoio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let api = api.clone();
                     let open = open.clone();
@@ -155,7 +159,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
                     open.set(open.get() + 1);
                     metrics::add(&api.metrics.core().connections_open, 1);
                     monoio::spawn(async move {
-                        conn::serve(stream, &*api, limits, &shutdown).await;
+                        conn::serve(stream, peer.ip().to_canonical(), &*api, limits, &shutdown).await;
                         open.set(open.get() - 1);
                         metrics::add(&api.metrics.core().connections_open, -1);
                     });

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{hosts, ident, instance, reg, Form, Server};
+use common::{hosts, ident, instance, reg, Form, Server, Setup};
 use serde_json::Value;
 
 /// The instance fields in the order the original's Go struct encodes them.
@@ -176,7 +176,7 @@ fn changed(s: &Server, what: &str, r: common::Response, latest: i64) -> i64 {
 
 #[test]
 fn latest_timestamp_rises_and_reregister_keeps_up_timestamp() {
-    let s = Server::start();
+    let s = Setup::new().test_client_is_a_peer().start();
     s.register(&reg("a", "h1"));
     let first = instance(&s.fetch("a").data(), "sh001", "h1");
     let latest = s.latest("a");
@@ -259,7 +259,7 @@ fn renew_answers_the_instance() {
 
 #[test]
 fn replicated_renew_compares_dirty_timestamps() {
-    let s = Server::start();
+    let s = Setup::new().test_client_is_a_peer().start();
     s.register(&reg("a", "h1"));
     let dirty = instance(&s.fetch("a").data(), "sh001", "h1")["dirty_timestamp"]
         .as_i64()

@@ -11,10 +11,13 @@ use common::{hosts, ident, reg, wait_until, Server, Setup};
 
 /// A node of `zone` named `host` seeded with `seeds` of its own zone.
 fn node(zone: &str, host: &str, seeds: &[SocketAddr]) -> Setup {
+    // A node learnt through self-discovery (not in the others' configs) is admitted as a peer
+    // by the shared peer token.
     Setup::new()
         .identity(zone, host)
         .nodes(seeds)
         .client("timeout", "2s")
+        .auth("peerToken", "\"cluster-secret\"")
 }
 
 /// Three nodes of sh001 (a, b, c) and one of sh002 (d), each knowing the whole cluster.

@@ -353,7 +353,11 @@ fn eviction_removes_at_most_15_percent_per_round() {
 
 #[test]
 fn own_registration_comes_back() {
-    let s = Setup::new().registry("selfRenewInterval", "100ms").start();
+    // The test plays a peer that cancels this node's registration behind its back.
+    let s = Setup::new()
+        .registry("selfRenewInterval", "100ms")
+        .test_client_is_a_peer()
+        .start();
     let me = ident("infra.discovery", "test-node");
     assert_eq!(s.post("/discovery/cancel", &me).code(), 0);
     s.wait_log("own registration was gone");

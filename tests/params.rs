@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{hosts, ident, instance, reg, Server};
+use common::{hosts, ident, instance, reg, Server, Setup};
 use serde_json::json;
 
 /// Sends a POST with `query` in the URL and `body` as the form body.
@@ -189,7 +189,7 @@ fn query_and_body_are_merged() {
 
 #[test]
 fn bools_parse_like_go() {
-    let s = Server::start();
+    let s = Setup::new().test_client_is_a_peer().start();
     s.register(&reg("a", "h1"));
     // An older dirty_timestamp from a peer conflicts: so -409 proves replication was read as true.
     for v in ["1", "t", "T", "true", "TRUE", "True"] {
@@ -219,7 +219,7 @@ fn bools_parse_like_go() {
 
 #[test]
 fn peer_register_with_timestamps() {
-    let s = Server::start();
+    let s = Setup::new().test_client_is_a_peer().start();
     let peer = reg("a", "h1")
         .set("replication", "true")
         .set("from_zone", "true")

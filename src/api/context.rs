@@ -5,12 +5,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::access::Access;
+use crate::clock;
 use crate::cluster::Cluster;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::park::CoreWaiters;
 use crate::registry::Registry;
 use crate::shutdown::ShutdownWatch;
+use crate::wire::Rules;
 
 /// One core's API service: handles to the shared state, and this core's parked polls.
 pub(crate) struct Api {
@@ -22,5 +25,19 @@ pub(crate) struct Api {
     pub(crate) waiters: Rc<CoreWaiters>,
     /// How long a poll is held before -304.
     pub(crate) poll_hold: Duration,
+    /// Who may do what.
+    pub(crate) access: Arc<Access>,
+    /// How far ahead of this node's clock a write's timestamps may be.
+    pub(crate) max_clock_skew: Duration,
     pub(crate) shutdown: ShutdownWatch,
+}
+
+impl Api {
+    /// The rules a write is checked against, now.
+    pub(crate) fn rules(&self) -> Rules {
+        Rules {
+            now_ns: clock::now_ns(),
+            max_skew_ns: i64::try_from(self.max_clock_skew.as_nanos()).unwrap_or(i64::MAX),
+        }
+    }
 }

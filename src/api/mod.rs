@@ -3,6 +3,7 @@
 //! request from `wire` in, a typed [`Answer`] (or an error) out; [`Answer::write`] and
 //! [`envelope::error`] are the only writers of a response.
 
+mod access;
 mod answer;
 mod cancel;
 mod context;
@@ -22,6 +23,7 @@ use crate::error::{Error, Kind, Result};
 use crate::http::conn::{Reply, Request, Service};
 use crate::http::request::Method;
 use crate::http::response::{self, Framing, Keep};
+use crate::identity::SELF_APPID;
 use crate::metrics::inc;
 use crate::wire::cancel::Cancel;
 use crate::wire::fetch::{Fetch, Fetchs};
@@ -30,6 +32,9 @@ use crate::wire::poll::{Poll, PollKind};
 use crate::wire::register::Register;
 use crate::wire::renew::Renew;
 use crate::wire::set::Set;
+use crate::wire::Origin;
+pub(crate) use access::Access;
+use access::{Credentials, Level, Need};
 use answer::Answer;
 pub(crate) use context::Api;
 use poll::{ParkedPoll, Polled};
@@ -88,6 +93,28 @@ impl Route {
         )
     }
 
+    /// What the caller must present; writes are judged by their flags and appid.
+    fn need(self, params: &Params) -> Need {
+        match self {
+            Route::Replicate => Need::Peer,
+            Route::Register | Route::Renew | Route::Cancel | Route::Set => {
+                // Invalid flags read as a peer's write: a stranger is refused before parsing.
+                let origin = Origin::from_params(params).unwrap_or(Origin::Peer);
+                if origin != Origin::Client || params.get("appid") == Some(SELF_APPID) {
+                    Need::Peer
+                } else if self == Route::Set {
+                    Need::Admin { then: Level::Write }
+                } else {
+                    Need::Client(Level::Write)
+                }
+            }
+            Route::FetchAll | Route::Metrics => Need::Admin { then: Level::Read },
+            Route::Fetch | Route::Fetchs | Route::Poll | Route::Polls | Route::Nodes => {
+                Need::Client(Level::Read)
+            }
+        }
+    }
+
     /// Routes whose requests carry form parameters (the others are not decoded).
     fn takes_params(self) -> bool {
         !matches!(
@@ -108,8 +135,29 @@ impl Api {
         &self,
         route: Route,
         params: &'p Params,
-        body: &'p [u8],
+        req: &'p Request,
     ) -> Result<Outcome<'p>> {
+        let query_params;
+        let token = match (&req.head.bearer, route.takes_params()) {
+            (Some(t), _) => Some(t.as_str()),
+            (None, true) => params.get("token"),
+            (None, false) => {
+                query_params = Params::parse(req.head.query.as_bytes(), b"");
+                query_params.get("token")
+            }
+        };
+        let credentials = Credentials {
+            token,
+            remote: req.remote,
+        };
+        if let Err(e) = self
+            .access
+            .check(route.need(params), credentials, &self.cluster)
+        {
+            inc(&self.metrics.core().auth_refused);
+            tracing::info!(remote = %req.remote, path = %req.head.path, why = %e.context, "refused");
+            return Err(e);
+        }
         if route.is_protected_read() && self.cluster.protected() {
             return Err(Error::new(
                 Kind::Protected,
@@ -117,11 +165,13 @@ impl Api {
             ));
         }
         let answer = match route {
-            Route::Register => register::handle(self, Register::from_params(params)?),
-            Route::Renew => renew::handle(self, Renew::from_params(params)?),
-            Route::Cancel => cancel::handle(self, Cancel::from_params(params)?),
-            Route::Set => set::handle(self, Set::from_params(params)?),
-            Route::Replicate => replicate::handle(self, replicate::Batch { body }),
+            Route::Register => {
+                register::handle(self, Register::from_params(params, &self.rules())?)
+            }
+            Route::Renew => renew::handle(self, Renew::from_params(params, &self.rules())?),
+            Route::Cancel => cancel::handle(self, Cancel::from_params(params, &self.rules())?),
+            Route::Set => set::handle(self, Set::from_params(params, &self.rules())?),
+            Route::Replicate => replicate::handle(self, replicate::Batch { body: &req.body }),
             Route::Fetch => fetch::fetch(self, Fetch::from_params(params)?),
             Route::Fetchs => fetch::fetchs(self, Fetchs::from_params(params)?),
             Route::FetchAll => fetch::all(self, ()),
@@ -170,7 +220,7 @@ impl Service for Api {
         } else {
             Params::default()
         };
-        let (reply, code) = match self.dispatch(route, &params, &req.body) {
+        let (reply, code) = match self.dispatch(route, &params, &req) {
             Ok(Outcome::Answer(answer)) => {
                 answer.write(out, framing);
                 (Reply::Done(framing.keep), 0)
@@ -187,7 +237,7 @@ impl Service for Api {
         tracing::debug!(
             target: "access",
             route = ?route,
-            query = %req.head.query,
+            query = %Redacted(&req.head.query),
             code,
             parked = matches!(reply, Reply::Park(_)),
             micros = started.map_or(0, |t| t.elapsed().as_micros() as u64),
@@ -201,5 +251,52 @@ impl Service for Api {
 
     fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<Keep> {
         parked.resume(self, out, framing)
+    }
+}
+
+/// A query string as the access log shows it: the value of `token` replaced, so a secret sent
+/// as a parameter never reaches a log.
+struct Redacted<'a>(&'a str);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, pair) in self.0.split('&').enumerate() {
+            if n > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some(("token", _)) => f.write_str("token=***")?,
+                _ => f.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_reach_the_access_log() {
+        let shown = Redacted("appid=a&token=s3cret&env=dev&token").to_string();
+        assert_eq!(shown, "appid=a&token=***&env=dev&token");
+    }
+
+    #[test]
+    fn writes_of_nodes_and_flagged_writes_are_peer_only() {
+        let need = |route: Route, q: &str| route.need(&Params::parse(q.as_bytes(), b""));
+        assert_eq!(need(Route::Register, "appid=a"), Need::Client(Level::Write));
+        assert_eq!(need(Route::Register, "appid=infra.discovery"), Need::Peer);
+        assert_eq!(need(Route::Renew, "appid=a&replication=true"), Need::Peer);
+        assert_eq!(need(Route::Cancel, "appid=a&from_zone=1"), Need::Peer);
+        assert_eq!(need(Route::Cancel, "appid=a&replication=maybe"), Need::Peer);
+        assert_eq!(
+            need(Route::Set, "appid=a"),
+            Need::Admin { then: Level::Write }
+        );
+        assert_eq!(need(Route::Replicate, ""), Need::Peer);
+        assert_eq!(need(Route::FetchAll, ""), Need::Admin { then: Level::Read });
+        assert_eq!(need(Route::Polls, "appid=a"), Need::Client(Level::Read));
     }
 }

@@ -19,13 +19,14 @@ pub(crate) struct Batch<'a> {
 
 /// Handles a batch: one result per line, in order.
 pub(crate) fn handle<'a>(api: &Api, req: Batch<'_>) -> Result<Answer<'a>> {
+    let rules = api.rules();
     let results = lines(req.body)
         .map(|p| {
             let answer = OpKind::from_params(&p).and_then(|kind| match kind {
-                OpKind::Register => register::handle(api, Register::from_params(&p)?),
-                OpKind::Renew => renew::handle(api, Renew::from_params(&p)?),
-                OpKind::Cancel => cancel::handle(api, Cancel::from_params(&p)?),
-                OpKind::Set => set::handle(api, Set::from_params(&p)?),
+                OpKind::Register => register::handle(api, Register::from_params(&p, &rules)?),
+                OpKind::Renew => renew::handle(api, Renew::from_params(&p, &rules)?),
+                OpKind::Cancel => cancel::handle(api, Cancel::from_params(&p, &rules)?),
+                OpKind::Set => set::handle(api, Set::from_params(&p, &rules)?),
             });
             match answer {
                 Ok(Answer::Renewed(inst, standing)) => LineResult::Renewed(inst, standing),

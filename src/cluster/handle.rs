@@ -2,6 +2,7 @@
 //! protection, and what the cluster thread was given (registry, identity, settings).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +11,11 @@ use arc_swap::ArcSwap;
 
 use super::op::Op;
 use super::peer::{pick, Peer};
+use crate::clock;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::registry::Registry;
-use crate::wire::Origin;
+use crate::wire::{Origin, Rules};
 
 /// The peers known now.
 #[derive(Default)]
@@ -22,6 +24,8 @@ pub(crate) struct PeerSet {
     pub(crate) own: Vec<Arc<Peer>>,
     /// Nodes of other zones, by zone.
     pub(crate) zones: BTreeMap<String, Vec<Arc<Peer>>>,
+    /// The addresses the peers resolved to, for telling a peer's request by its source.
+    pub(crate) ips: Vec<IpAddr>,
 }
 
 impl PeerSet {
@@ -41,6 +45,12 @@ pub(crate) struct Settings {
     /// Peer connect and per-call timeouts.
     pub(super) dial: Duration,
     pub(super) timeout: Duration,
+    /// Sent to peers as `Authorization: Bearer`.
+    pub(super) peer_token: Option<Arc<str>>,
+    /// Most peers kept.
+    pub(super) max_peers: usize,
+    /// How far ahead of this clock a peer's timestamps may be.
+    pub(super) max_skew: Duration,
 }
 
 impl Settings {
@@ -50,6 +60,9 @@ impl Settings {
             zones: config.zones.clone(),
             dial: config.http_client.dial,
             timeout: config.http_client.timeout,
+            peer_token: config.auth.peer_token.as_deref().map(Arc::from),
+            max_peers: config.cluster.max_peers,
+            max_skew: config.registry.max_clock_skew,
         }
     }
 }
@@ -105,6 +118,19 @@ impl Cluster {
     /// The current peers.
     pub(crate) fn peers(&self) -> Arc<PeerSet> {
         self.peers.load_full()
+    }
+
+    /// True when `ip` is an address one of the peers resolved to.
+    pub(crate) fn is_peer_addr(&self, ip: IpAddr) -> bool {
+        self.peers.load().ips.contains(&ip)
+    }
+
+    /// The rules a peer's answers are checked against, now.
+    pub(super) fn rules(&self) -> Rules {
+        Rules {
+            now_ns: clock::now_ns(),
+            max_skew_ns: i64::try_from(self.settings.max_skew.as_nanos()).unwrap_or(i64::MAX),
+        }
     }
 
     /// True while start-up protection refuses reads.

@@ -28,7 +28,7 @@ pub(super) async fn probe(peer: Arc<Peer>, cluster: Arc<Cluster>) {
         return;
     };
     let s = &cluster.settings;
-    match Client::new(addr)
+    match Client::new(addr, s.peer_token.clone())
         .call("GET", "/discovery/nodes", "", s.dial, s.timeout)
         .await
     {
@@ -52,7 +52,8 @@ pub(super) async fn run(peer: Arc<Peer>, lane: usize, cluster: Arc<Cluster>) {
             ops.extend(peer.take(lane, BATCH_MAX - 1));
         }
         if client.is_none() {
-            client = peer.resolve().map(Client::new);
+            let token = cluster.settings.peer_token.clone();
+            client = peer.resolve().map(|a| Client::new(a, token));
         }
         let Some(c) = client.as_mut() else {
             peer.mark(PeerStatus::Lost, &"cannot resolve address");

@@ -9,13 +9,21 @@ use super::handle::{Cluster, PeerSet};
 use super::op::Op;
 use super::peer::Peer;
 use crate::identity::SELF_APPID;
+use crate::wire::register::MAX_NODE_ADDRS;
 
 /// The addresses the cluster should have: seeds plus discovered `infra.discovery` nodes.
 fn wanted(cluster: &Cluster) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
     let me = &cluster.identity;
     let mut own: Vec<String> = Vec::new();
     let mut zones: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let max = cluster.settings.max_peers;
+    let mut count = 0;
     let mut add = |zone: &str, addr: String| {
+        // Seeds come first, so a flood of learnt nodes can never push out a configured one.
+        if count >= max {
+            return;
+        }
+        count += 1;
         if zone == me.zone {
             if !me.is_me(&addr) && !own.contains(&addr) {
                 own.push(addr);
@@ -37,12 +45,18 @@ fn wanted(cluster: &Cluster) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
     }
     if let Some(snap) = cluster.registry.snapshot(&me.env, SELF_APPID) {
         for inst in snap.instances() {
-            for a in inst.addrs.iter() {
+            for a in inst.addrs.iter().take(MAX_NODE_ADDRS) {
                 if let Some(hostport) = a.strip_prefix("http://") {
                     add(&inst.zone, hostport.to_owned());
                 }
             }
         }
+    }
+    if count >= max {
+        tracing::warn!(
+            max_peers = max,
+            "peer set is full ([cluster] maxPeers); further nodes ignored"
+        );
     }
     (own, zones)
 }
@@ -66,13 +80,21 @@ pub(super) fn refresh(cluster: &Cluster) -> Vec<Arc<Peer>> {
         })
     };
     let my_zone = cluster.identity.zone.clone();
-    let set = PeerSet {
+    let mut set = PeerSet {
         own: own.iter().map(|a| get(a, &my_zone, true)).collect(),
         zones: zones
             .iter()
             .map(|(z, addrs)| (z.clone(), addrs.iter().map(|a| get(a, z, false)).collect()))
             .collect(),
+        ips: Vec::new(),
     };
+    set.ips = set
+        .all()
+        .filter_map(|p| p.resolve())
+        .map(|a| a.ip().to_canonical())
+        .collect();
+    set.ips.sort_unstable();
+    set.ips.dedup();
     for p in old.all() {
         if !set.all().any(|q| Arc::ptr_eq(p, q)) {
             tracing::info!(peer = %p.addr, zone = %p.zone, "peer left the cluster");

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use super::handle::Cluster;
 use super::op::Op;
 use super::peer::Peer;
-use crate::clock;
 use crate::http::client::Client;
 use crate::wire::replicate;
 use crate::wire::{answer, instance, Hop};
@@ -103,13 +102,24 @@ fn follow_up(
     match (op, code) {
         (_, 0) => None,
         (Op::Renew(inst), -404) => Some(Op::Register(inst.clone())),
-        (Op::Renew(_), -409) => {
-            match data.map(instance::from_json) {
-                Some(Ok(reg)) => {
+        (Op::Renew(sent), -409) => {
+            let rules = cluster.rules();
+            match data.map(|d| instance::from_json(d, &rules)) {
+                // Only the instance that was renewed may come back, never another one.
+                Some(Ok(reg))
+                    if (&*reg.env, &*reg.appid, &*reg.hostname)
+                        == (&*sent.env, &*sent.appid, &*sent.hostname) =>
+                {
                     tracing::debug!(peer = %peer.addr, appid = %reg.appid, hostname = %reg.hostname, "adopting the peer's newer instance");
-                    let _ = cluster.registry.register(&reg, clock::now_ns());
+                    let _ = cluster.registry.register(&reg, rules.now_ns);
                 }
-                _ => tracing::warn!(peer = %peer.addr, "conflict answer without a usable instance"),
+                Some(Ok(reg)) => {
+                    tracing::warn!(peer = %peer.addr, sent = %sent.hostname, got = %reg.hostname, "conflict answer for another instance ignored")
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(peer = %peer.addr, error = %e, "conflict answer refused")
+                }
+                None => tracing::warn!(peer = %peer.addr, "conflict answer without an instance"),
             }
             None
         }

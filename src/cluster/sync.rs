@@ -21,7 +21,7 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
         return false;
     };
     let s = &cluster.settings;
-    let mut client = Client::new(addr);
+    let mut client = Client::new(addr, s.peer_token.clone());
     let reply = client
         .call(
             "GET",
@@ -33,7 +33,7 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
         .await;
     let regs = match reply.map_err(|e| e.to_string()).and_then(|a| {
         if a.status == 200 {
-            decode_fetch_all(&a.body)
+            decode_fetch_all(&a.body, &cluster.rules())
         } else {
             Err(format!("HTTP {}", a.status))
         }

@@ -15,8 +15,8 @@ use toml::{Table, Value};
 use super::toml_walk::{as_bool, as_string, as_strings, as_table, wrong_type, Section};
 use super::units::{parse_go_duration, parse_size};
 use super::{
-    Config, ConfigError, EnvConfig, HttpClientConfig, HttpServerConfig, LogConfig, RegistryConfig,
-    MAX_THREADS,
+    AuthConfig, ClusterConfig, Config, ConfigError, EnvConfig, HttpClientConfig, HttpServerConfig,
+    LogConfig, RegistryConfig, MAX_THREADS,
 };
 
 /// Smallest accepted `httpServer.maxBody`: registrations with metadata need room.
@@ -91,6 +91,24 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         protect_timeout: s.get("protecttimeout", as_duration)?.unwrap_or(secs(60)),
         self_renew_interval: s.get("selfrenewinterval", as_period)?.unwrap_or(secs(30)),
         scheduler_reload: s.get("schedulerreload", as_period)?.unwrap_or(secs(5)),
+        max_clock_skew: s.get("maxclockskew", as_period)?.unwrap_or(secs(300)),
+    };
+    s.finish(&mut warnings);
+
+    let mut s = top.section("auth")?;
+    let auth = AuthConfig {
+        peer_token: s.get("peertoken", as_token)?,
+        peer_addrs: s.get("peeraddrs", as_cidrs)?,
+        write_token: s.get("writetoken", as_token)?,
+        write_from: s.get("writefrom", as_cidrs)?.unwrap_or_default(),
+        admin_token: s.get("admintoken", as_token)?,
+        read_token: s.get("readtoken", as_token)?,
+    };
+    s.finish(&mut warnings);
+
+    let mut s = top.section("cluster")?;
+    let cluster = ClusterConfig {
+        max_peers: s.get("maxpeers", as_max_peers)?.unwrap_or(64),
     };
     s.finish(&mut warnings);
     top.finish(&mut warnings);
@@ -104,9 +122,40 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         http_client,
         log,
         registry,
+        auth,
+        cluster,
         dir,
         warnings,
     })
+}
+
+/// A secret: a non-empty string without spaces (it travels in `Authorization: Bearer`).
+fn as_token(v: Value) -> Result<String, String> {
+    let s = as_string(v)?;
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be a non-empty token without spaces".into());
+    }
+    Ok(s)
+}
+
+/// A list of networks in CIDR notation; a bare address is a network of one.
+fn as_cidrs(v: Value) -> Result<Vec<ipnet::IpNet>, String> {
+    as_strings(v)?
+        .into_iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{s:?} is not a network like \"10.0.0.0/24\""))
+        })
+        .collect()
+}
+
+fn as_max_peers(v: Value) -> Result<usize, String> {
+    match v {
+        Value::Integer(n) if (1..=4096).contains(&n) => Ok(n as usize),
+        Value::Integer(n) => Err(format!("{n} is outside 1..=4096")),
+        other => Err(wrong_type("an integer", &other)),
+    }
 }
 
 fn secs(n: u64) -> Duration {

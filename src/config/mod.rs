@@ -59,6 +59,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Registry timings (`[registry]`); defaults are the original's hard-coded values.
     pub(crate) registry: RegistryConfig,
+    /// `[auth]`.
+    pub(crate) auth: AuthConfig,
+    /// `[cluster]`.
+    pub(crate) cluster: ClusterConfig,
     /// Directory of the loaded file, where scheduler `*.json` files live; `None` for the embedded default.
     pub(crate) dir: Option<PathBuf>,
     /// Unknown keys met while loading. Loading happens before logging is set up,
@@ -144,6 +148,48 @@ pub(crate) struct RegistryConfig {
     pub(crate) self_renew_interval: Duration,
     /// How often scheduler `*.json` files are checked for changes (`schedulerReload`, default 5s).
     pub(crate) scheduler_reload: Duration,
+    /// Timestamps a request or a peer sends may be at most this far ahead of this node's
+    /// clock (`maxClockSkew`, default 5m).
+    pub(crate) max_clock_skew: Duration,
+}
+
+/// Who may do what (`[auth]`), an extension of ours; see `docs/SECURITY.md`. Every field
+/// empty means the Go-compatible default: peer-only actions from known peers' addresses only,
+/// everything else open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuthConfig {
+    /// Sent by our nodes on every peer call and required for peer-only actions (`peerToken`).
+    pub(crate) peer_token: Option<String>,
+    /// Source addresses admitted to peer-only actions without a token, for Go nodes
+    /// (`peerAddrs`, CIDRs). `None` when the key is absent.
+    pub(crate) peer_addrs: Option<Vec<ipnet::IpNet>>,
+    /// Required for register, renew, cancel and set (`writeToken`).
+    pub(crate) write_token: Option<String>,
+    /// Source addresses admitted to writes without the write token (`writeFrom`, CIDRs).
+    pub(crate) write_from: Vec<ipnet::IpNet>,
+    /// Required for set, `fetch/all` and `/metrics` (`adminToken`).
+    pub(crate) admin_token: Option<String>,
+    /// Required for fetch, fetchs, poll, polls and nodes (`readToken`).
+    pub(crate) read_token: Option<String>,
+}
+
+impl AuthConfig {
+    /// True when any `[auth]` key is set.
+    pub(crate) fn is_configured(&self) -> bool {
+        self.peer_token.is_some()
+            || self.peer_addrs.is_some()
+            || self.write_token.is_some()
+            || !self.write_from.is_empty()
+            || self.admin_token.is_some()
+            || self.read_token.is_some()
+    }
+}
+
+/// Cluster limits (`[cluster]`), an extension of ours.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterConfig {
+    /// Most peers the node keeps, seeds first (`maxPeers`, default 64).
+    pub(crate) max_peers: usize,
 }
 
 /// A config that cannot be used; the message names the file (when there is one) and the key.

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
@@ -28,6 +29,8 @@ pub(crate) struct Answer {
 /// One keep-alive connection to `addr`.
 pub(crate) struct Client {
     addr: SocketAddr,
+    /// Sent as `Authorization: Bearer` on every request (the cluster's peer token).
+    bearer: Option<Arc<str>>,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
 }
@@ -37,10 +40,11 @@ fn timed_out() -> io::Error {
 }
 
 impl Client {
-    /// A client for `addr`; connects on first use.
-    pub(crate) fn new(addr: SocketAddr) -> Client {
+    /// A client for `addr` that sends `bearer` with every request; connects on first use.
+    pub(crate) fn new(addr: SocketAddr, bearer: Option<Arc<str>>) -> Client {
         Client {
             addr,
+            bearer,
             stream: None,
             buf: Vec::new(),
         }
@@ -112,6 +116,11 @@ impl Client {
         req.extend_from_slice(b"\r\nUser-Agent: ");
         req.extend_from_slice(super::response::SERVER_NAME.as_bytes());
         req.extend_from_slice(b"\r\n");
+        if let Some(token) = &self.bearer {
+            req.extend_from_slice(b"Authorization: Bearer ");
+            req.extend_from_slice(token.as_bytes());
+            req.extend_from_slice(b"\r\n");
+        }
         if method == "POST" {
             req.extend_from_slice(
                 b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ",

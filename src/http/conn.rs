@@ -3,6 +3,7 @@
 //! request gets its status code and a closed connection; nothing a client sends can panic here.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
@@ -24,6 +25,8 @@ const FLUSH_AT: usize = 64 * 1024;
 pub(crate) struct Request {
     pub(crate) head: Head,
     pub(crate) body: Vec<u8>,
+    /// The client's address, as the socket says (peers and `writeFrom` are judged by it).
+    pub(crate) remote: IpAddr,
 }
 
 /// What the service did with a request.
@@ -114,6 +117,7 @@ fn error_status(e: ParseError) -> (u16, &'static str) {
 /// Serves one connection until it closes, or until `shutdown` and its current answer.
 pub(crate) async fn serve<S: Service>(
     mut stream: TcpStream,
+    remote: IpAddr,
     service: &S,
     limits: Limits,
     shutdown: &ShutdownWatch,
@@ -201,7 +205,7 @@ pub(crate) async fn serve<S: Service>(
             },
             version: head.version,
         };
-        let request = Request { head, body };
+        let request = Request { head, body, remote };
         let keep = match service.call(request, framing, &mut out) {
             Reply::Done(keep) => keep,
             Reply::Park(parked) => {

@@ -77,6 +77,8 @@ pub struct Head {
     pub expect_continue: bool,
     /// How the body that follows the head is framed.
     pub body: BodyKind,
+    /// The credential of an `Authorization: Bearer <token>` header, if one was sent.
+    pub bearer: Option<String>,
     /// Bytes of the head, including the final CRLFCRLF.
     pub head_len: usize,
 }
@@ -126,9 +128,12 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<Head>, ParseErro
     let mut length = None;
     let mut codings = 0;
     let mut only_chunked = true;
+    let mut bearer = None;
     for h in req.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("authorization") {
+            bearer = bearer_token(h.value).map(str::to_owned);
+        } else if name.eq_ignore_ascii_case("connection") {
             for token in elements(h.value) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
@@ -185,8 +190,19 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<Head>, ParseErro
         },
         expect_continue: expect_continue && !http10,
         body,
+        bearer,
         head_len,
     }))
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+fn bearer_token(value: &[u8]) -> Option<&str> {
+    let value = str::from_utf8(trim(value)).ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Parses the body that starts at `buf`, the byte right after the head.
@@ -368,8 +384,22 @@ mod tests {
             keep: Keep::Alive,
             expect_continue: false,
             body,
+            bearer: None,
             head_len,
         }
+    }
+
+    #[test]
+    fn bearer_token_is_read_and_other_schemes_ignored() {
+        let parse = |auth: &str| {
+            let raw = format!("GET / HTTP/1.1\r\nAuthorization: {auth}\r\n\r\n");
+            parse_head(raw.as_bytes(), 10).unwrap().unwrap().bearer
+        };
+        assert_eq!(parse("Bearer s3cret").as_deref(), Some("s3cret"));
+        assert_eq!(parse("bearer  s3cret ").as_deref(), Some("s3cret"));
+        assert_eq!(parse("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(parse("Bearer"), None);
+        assert_eq!(parse("Bearer "), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use crate::api::Access;
 use crate::clock;
 use crate::cluster::op::Op;
 use crate::cluster::{Cluster, Settings};
@@ -69,6 +70,8 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         hub,
         http: config.http_server.clone(),
         poll_hold: config.registry.poll_hold,
+        access: Arc::new(Access::new(config.auth.clone())),
+        max_clock_skew: config.registry.max_clock_skew,
         shutdown: shutdown.watch(),
     };
     let core_threads = net::start(listeners, shared)?;
@@ -80,6 +83,12 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         protected = cluster.protected(),
         "discovery listening"
     );
+    if !config.auth.is_configured() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "no [auth] configured on a non-loopback address: any client can register, renew, cancel and set any instance (peer-only actions are limited to the known nodes' addresses); see docs/SECURITY.md"
+        );
+    }
 
     chores.run(&shutdown, schedulers);
 

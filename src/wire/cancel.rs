@@ -2,7 +2,7 @@
 //! peers.
 
 use super::params::Params;
-use super::{int, peer_form, timestamp, Hop, Origin};
+use super::{int, peer_form, Hop, Origin, Rules};
 use crate::error::Result;
 use crate::registry::instance::Instance;
 use crate::registry::InstanceKey;
@@ -17,11 +17,11 @@ pub(crate) struct Cancel<'a> {
 }
 
 impl<'a> Cancel<'a> {
-    /// Reads a cancel form.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Cancel<'a>> {
+    /// Reads a cancel form; its timestamp must pass `rules`.
+    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Cancel<'a>> {
         let (zone, env) = (p.required("zone")?, p.required("env")?);
         let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
-        let latest_ts = timestamp(p, "latest_timestamp")?;
+        let latest_ts = rules.timestamp(p, "latest_timestamp")?;
         Ok(Cancel {
             key: InstanceKey {
                 env,

@@ -99,6 +99,38 @@ pub fn parse_status(text: &str) -> Result<u32> {
     }
 }
 
+/// What a write is checked against besides its own form: this node's clock and how far ahead of
+/// it a sender's timestamps may be. A timestamp from the future would otherwise win every
+/// comparison (a hijacked instance) or freeze an app's `latest_timestamp` (watchers that never
+/// wake).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub now_ns: i64,
+    pub max_skew_ns: i64,
+}
+
+impl Rules {
+    /// Refuses `ts` (named `key`) when it is more than the allowed skew ahead of now.
+    pub fn not_ahead(&self, key: &str, ts: i64) -> Result<i64> {
+        let limit = self.now_ns.saturating_add(self.max_skew_ns);
+        if ts > limit {
+            let ahead_s = (ts as i128 - self.now_ns as i128) / 1_000_000_000;
+            return Err(Error::bad_param(format!(
+                "{key} is {ahead_s}s ahead of this node's clock (maxClockSkew is {}s)",
+                self.max_skew_ns / 1_000_000_000
+            )));
+        }
+        Ok(ts)
+    }
+
+    /// A timestamp parameter, checked; see [`timestamp`].
+    pub fn timestamp(&self, p: &Params, key: &str) -> Result<Option<i64>> {
+        timestamp(p, key)?
+            .map(|t| self.not_ahead(key, t))
+            .transpose()
+    }
+}
+
 /// A timestamp parameter; only positive values count (0 means "not sent" in the original's
 /// clients).
 pub fn timestamp(p: &Params, key: &str) -> Result<Option<i64>> {
@@ -123,6 +155,36 @@ mod tests {
         assert_eq!(o("replication=1&from_zone=true").unwrap(), Origin::Peer);
         assert_eq!(o("replication=true").unwrap(), Origin::Peer);
         assert_eq!(o("replication=yes").unwrap_err().ecode(), -400);
+    }
+
+    #[test]
+    fn timestamps_ahead_of_the_skew_are_refused() {
+        const S: i64 = 1_000_000_000;
+        let rules = Rules {
+            now_ns: 1_000 * S,
+            max_skew_ns: 300 * S,
+        };
+        let p = |v: &str| Params::parse(format!("dirty_timestamp={v}").as_bytes(), b"");
+        assert_eq!(
+            rules
+                .timestamp(&p(&(1_300 * S).to_string()), "dirty_timestamp")
+                .unwrap(),
+            Some(1_300 * S)
+        );
+        let e = rules
+            .timestamp(&p(&(1_301 * S).to_string()), "dirty_timestamp")
+            .unwrap_err();
+        assert_eq!(e.ecode(), -400);
+        assert!(
+            e.context.starts_with("dirty_timestamp is 301s ahead"),
+            "{}",
+            e.context
+        );
+        assert!(rules
+            .timestamp(&p(&i64::MAX.to_string()), "dirty_timestamp")
+            .is_err());
+        assert_eq!(rules.timestamp(&p("-5"), "dirty_timestamp").unwrap(), None);
+        assert!(rules.timestamp(&p("soon"), "dirty_timestamp").is_err());
     }
 
     #[test]

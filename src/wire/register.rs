@@ -2,10 +2,14 @@
 //! form for peers (the original's per-op protocol, which Go nodes and ours accept).
 
 use super::params::Params;
-use super::{int, metadata, parse_status, peer_form, timestamp, Hop, Origin};
+use super::{int, metadata, parse_status, peer_form, Hop, Origin, Rules};
 use crate::error::{Error, Result};
+use crate::identity::SELF_APPID;
 use crate::registry::encode::write_metadata;
 use crate::registry::instance::{Instance, Registration};
+
+/// Most addresses an `infra.discovery` instance (a discovery node) may register.
+pub const MAX_NODE_ADDRS: usize = 8;
 
 /// A register request.
 #[derive(Debug, Clone)]
@@ -15,8 +19,8 @@ pub struct Register {
 }
 
 impl Register {
-    /// Reads a register form.
-    pub fn from_params(p: &Params) -> Result<Register> {
+    /// Reads a register form; its timestamps must pass `rules`.
+    pub fn from_params(p: &Params, rules: &Rules) -> Result<Register> {
         let addrs: Vec<String> = p.list("addrs").into_iter().map(str::to_owned).collect();
         let reg = Registration {
             region: p.get("region").unwrap_or_default().to_owned(),
@@ -30,15 +34,21 @@ impl Register {
                 Some(m) => metadata::from_text(m)?,
                 None => None,
             },
-            reg_ts: timestamp(p, "reg_timestamp")?,
-            dirty_ts: timestamp(p, "dirty_timestamp")?,
-            latest_ts: timestamp(p, "latest_timestamp")?,
+            reg_ts: rules.timestamp(p, "reg_timestamp")?,
+            dirty_ts: rules.timestamp(p, "dirty_timestamp")?,
+            latest_ts: rules.timestamp(p, "latest_timestamp")?,
             renew_ts: None,
             up_ts: None,
             addrs,
         };
         if reg.addrs.is_empty() {
             return Err(Error::bad_param("addrs is required"));
+        }
+        // A node's addresses become peers: a few are plenty, thousands would be an attack.
+        if reg.appid == SELF_APPID && reg.addrs.len() > MAX_NODE_ADDRS {
+            return Err(Error::bad_param(format!(
+                "{SELF_APPID} instances have at most {MAX_NODE_ADDRS} addrs"
+            )));
         }
         Ok(Register {
             reg,
@@ -71,6 +81,21 @@ pub fn form(inst: &Instance, hop: Hop) -> String {
 mod tests {
     use super::*;
 
+    const RULES: Rules = Rules {
+        now_ns: 1_000_000_000_000,
+        max_skew_ns: 300_000_000_000,
+    };
+
+    #[test]
+    fn node_addrs_are_capped() {
+        let addrs = ["addrs=http://10.0.0.1:7171"; MAX_NODE_ADDRS + 1].join("&");
+        let q = format!("zone=z&env=e&appid={SELF_APPID}&hostname=h&status=1&{addrs}");
+        let e = Register::from_params(&Params::parse(q.as_bytes(), b""), &RULES).unwrap_err();
+        assert!(e.context.contains("at most 8 addrs"), "{}", e.context);
+        let q = format!("zone=z&env=e&appid=other&hostname=h&status=1&{addrs}");
+        assert!(Register::from_params(&Params::parse(q.as_bytes(), b""), &RULES).is_ok());
+    }
+
     #[test]
     fn peer_form_round_trips_through_the_decoder() {
         let reg = Registration {
@@ -91,13 +116,15 @@ mod tests {
         assert_eq!(p.list("addrs"), ["http://1.2.3.4:80", "grpc://1.2.3.4:90"]);
         assert_eq!(p.get("metadata"), Some(r#"{"k":"a,b"}"#));
         assert_eq!(p.get("dirty_timestamp"), Some("42"));
-        let back = Register::from_params(&p).unwrap();
+        let back = Register::from_params(&p, &RULES).unwrap();
         assert_eq!(back.origin, Origin::Peer);
         assert_eq!(back.reg.addrs, reg.addrs);
         assert_eq!(back.reg.metadata, reg.metadata);
         assert_eq!((back.reg.appid.as_str(), back.reg.status), ("demo", 1));
-        let other =
-            Register::from_params(&Params::parse(b"", form(&inst, Hop::OtherZone).as_bytes()));
+        let other = Register::from_params(
+            &Params::parse(b"", form(&inst, Hop::OtherZone).as_bytes()),
+            &RULES,
+        );
         assert_eq!(other.unwrap().origin, Origin::OtherZone);
     }
 
@@ -105,10 +132,10 @@ mod tests {
     fn addrs_and_status_are_required() {
         let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=1", b"");
         assert_eq!(
-            Register::from_params(&p).unwrap_err().context,
+            Register::from_params(&p, &RULES).unwrap_err().context,
             "addrs is required"
         );
         let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=3&addrs=x", b"");
-        assert_eq!(Register::from_params(&p).unwrap_err().ecode(), -400);
+        assert_eq!(Register::from_params(&p, &RULES).unwrap_err().ecode(), -400);
     }
 }

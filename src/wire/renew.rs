@@ -1,7 +1,7 @@
 //! `renew`: the heartbeat. Decoded from a client's or peer's form, encoded as a form for peers.
 
 use super::params::Params;
-use super::{int, peer_form, Hop, Origin};
+use super::{int, peer_form, Hop, Origin, Rules};
 use crate::error::Result;
 use crate::registry::instance::Instance;
 use crate::registry::InstanceKey;
@@ -16,8 +16,8 @@ pub(crate) struct Renew<'a> {
 }
 
 impl<'a> Renew<'a> {
-    /// Reads a renew form.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Renew<'a>> {
+    /// Reads a renew form; its timestamp must pass `rules`.
+    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Renew<'a>> {
         let (zone, env) = (p.required("zone")?, p.required("env")?);
         let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
         let origin = Origin::from_params(p)?;
@@ -28,7 +28,7 @@ impl<'a> Renew<'a> {
                 zone,
                 hostname,
             },
-            dirty_ts: p.i64("dirty_timestamp")?.unwrap_or(0),
+            dirty_ts: rules.timestamp(p, "dirty_timestamp")?.unwrap_or(0),
             origin,
         })
     }

@@ -2,7 +2,7 @@
 //! from a client's or peer's form; forwarded to peers as the client sent it ([`SetOp`]).
 
 use super::params::Params;
-use super::{int, metadata, parse_status, peer_form, timestamp, Hop, Origin};
+use super::{int, metadata, parse_status, peer_form, Hop, Origin, Rules};
 use crate::error::{Error, Result};
 use crate::registry::{AppZone, HostChange};
 
@@ -24,8 +24,8 @@ pub(crate) struct Set<'a> {
 }
 
 impl<'a> Set<'a> {
-    /// Reads a set form.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Set<'a>> {
+    /// Reads a set form; its timestamp must pass `rules`.
+    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Set<'a>> {
         let (zone, env, appid) = (
             p.required("zone")?,
             p.required("env")?,
@@ -50,7 +50,7 @@ impl<'a> Set<'a> {
                 )));
             }
         }
-        let set_ts = timestamp(p, "set_timestamp")?;
+        let set_ts = rules.timestamp(p, "set_timestamp")?;
         let origin = Origin::from_params(p)?;
         let changes = hostnames
             .iter()
@@ -129,15 +129,20 @@ impl SetOp {
 mod tests {
     use super::*;
 
+    const RULES: Rules = Rules {
+        now_ns: 1_000_000_000_000,
+        max_skew_ns: 300_000_000_000,
+    };
+
     #[test]
     fn forwarded_set_decodes_to_the_same_changes() {
         let q = r#"zone=z&env=e&appid=a&hostname=h1,h2&status=1,2&metadata={"k":"1,2"}&metadata={}&set_timestamp=9"#;
         let p = Params::parse(q.as_bytes(), b"");
-        let set = Set::from_params(&p).unwrap();
+        let set = Set::from_params(&p, &RULES).unwrap();
         assert_eq!(set.origin, Origin::Client);
         let text = set.to_op(9).form(Hop::InZone);
         let p2 = Params::parse(b"", text.as_bytes());
-        let back = Set::from_params(&p2).unwrap();
+        let back = Set::from_params(&p2, &RULES).unwrap();
         assert_eq!(back.origin, Origin::Peer);
         assert_eq!((back.at, back.set_ts), (set.at, Some(9)));
         assert_eq!(format!("{:?}", back.changes), format!("{:?}", set.changes));
@@ -147,7 +152,7 @@ mod tests {
     fn lists_must_match_hostnames() {
         let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h1,h2&status=1", b"");
         assert_eq!(
-            Set::from_params(&p).unwrap_err().context,
+            Set::from_params(&p, &RULES).unwrap_err().context,
             "status has 1 values for 2 hostnames"
         );
     }

@@ -83,6 +83,7 @@ pub struct Setup {
     client: BTreeMap<String, String>,
     http: BTreeMap<String, String>,
     registry: BTreeMap<String, String>,
+    auth: BTreeMap<String, String>,
     files: Vec<(String, String)>,
     args: Vec<String>,
     /// Pass the config file itself to `-conf` rather than its directory.
@@ -109,6 +110,7 @@ impl Setup {
             client: BTreeMap::new(),
             http,
             registry: BTreeMap::new(),
+            auth: BTreeMap::new(),
             files: Vec::new(),
             args: Vec::new(),
             conf_file: false,
@@ -165,6 +167,17 @@ impl Setup {
         self
     }
 
+    /// A key of `[auth]` with its TOML value as written, e.g. `("peerAddrs", r#"["127.0.0.1"]"#)`.
+    pub fn auth(mut self, key: &str, toml_value: &str) -> Setup {
+        self.auth.insert(key.into(), toml_value.into());
+        self
+    }
+
+    /// Declares the tests' own address (127.0.0.1) a peer, for tests that play one.
+    pub fn test_client_is_a_peer(self) -> Setup {
+        self.auth("peerAddrs", r#"["127.0.0.1"]"#)
+    }
+
     /// More command-line arguments after `-conf <dir>`.
     pub fn args(mut self, args: &[&str]) -> Setup {
         self.args.extend(args.iter().map(|a| a.to_string()));
@@ -199,6 +212,7 @@ impl Setup {
             ("httpServer", &self.http),
             ("httpClient", &self.client),
             ("registry", &self.registry),
+            ("auth", &self.auth),
         ];
         for (table, keys) in tables {
             t.push_str(&format!("[{table}]\n"));
@@ -609,6 +623,24 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Conn::with(stream)
+    }
+
+    /// A connection from source address `from` (any 127.x works on loopback): a stranger to
+    /// a cluster whose nodes all listen on 127.0.0.1.
+    pub fn open_from(addr: SocketAddr, from: std::net::IpAddr) -> Conn {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::new(from, 0).into())
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        socket
+            .connect(&addr.into())
+            .unwrap_or_else(|e| panic!("connect {addr} from {from}: {e}"));
+        Conn::with(socket.into())
+    }
+
+    fn with(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         Conn {
