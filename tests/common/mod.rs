@@ -84,6 +84,7 @@ pub struct Setup {
     http: BTreeMap<String, String>,
     registry: BTreeMap<String, String>,
     auth: BTreeMap<String, String>,
+    cluster: BTreeMap<String, String>,
     files: Vec<(String, String)>,
     args: Vec<String>,
     /// Pass the config file itself to `-conf` rather than its directory.
@@ -111,6 +112,7 @@ impl Setup {
             http,
             registry: BTreeMap::new(),
             auth: BTreeMap::new(),
+            cluster: BTreeMap::new(),
             files: Vec::new(),
             args: Vec::new(),
             conf_file: false,
@@ -173,6 +175,12 @@ impl Setup {
         self
     }
 
+    /// A key of `[cluster]` with its TOML value as written, e.g. `("maxPeers", "2")`.
+    pub fn cluster_key(mut self, key: &str, toml_value: &str) -> Setup {
+        self.cluster.insert(key.into(), toml_value.into());
+        self
+    }
+
     /// Declares the tests' own address (127.0.0.1) a peer, for tests that play one.
     pub fn test_client_is_a_peer(self) -> Setup {
         self.auth("peerAddrs", r#"["127.0.0.1"]"#)
@@ -213,6 +221,7 @@ impl Setup {
             ("httpClient", &self.client),
             ("registry", &self.registry),
             ("auth", &self.auth),
+            ("cluster", &self.cluster),
         ];
         for (table, keys) in tables {
             t.push_str(&format!("[{table}]\n"));
@@ -679,6 +688,27 @@ impl Conn {
 
     pub fn post(&mut self, path: &str, body: &str) -> Response {
         self.send_request("POST", path, body);
+        self.read_response()
+    }
+
+    /// A GET (`body` empty) or form POST sent with `Authorization: Bearer <bearer>`.
+    pub fn call_with_token(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: &str,
+        bearer: &str,
+    ) -> Response {
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\n"
+        );
+        if method == "POST" {
+            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        self.send(req);
         self.read_response()
     }
 

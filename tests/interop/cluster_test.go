@@ -29,11 +29,22 @@ const (
 )
 
 func TestMixedCluster(t *testing.T) {
+	mixedCluster(t, "")
+}
+
+// The same checks with [auth] on our node as a mixed cluster runs it: our nodes would send the
+// peer token, and the Go node, which cannot, is admitted by its address (peerAddrs). The Go
+// original ignores the section.
+func TestMixedClusterPeerAddrs(t *testing.T) {
+	mixedCluster(t, "[auth]\npeerToken = \"interop-secret\"\npeerAddrs = [\"127.0.0.1/32\"]\n")
+}
+
+func mixedCluster(t *testing.T, extra string) {
 	t.Parallel()
 	oursAddr, goAddr := freeAddr(t), freeAddr(t)
 	peers := []string{oursAddr, goAddr}
-	ours := startOurs(t, "ours", nodeConfig{Addr: oursAddr, Host: "rs-node", Nodes: peers})
-	goNode := startGo(t, "go", nodeConfig{Addr: goAddr, Host: "go-node", Nodes: peers})
+	ours := startOurs(t, "ours", nodeConfig{Addr: oursAddr, Host: "rs-node", Nodes: peers, Extra: extra})
+	goNode := startGo(t, "go", nodeConfig{Addr: goAddr, Host: "go-node", Nodes: peers, Extra: extra})
 	both := []*node{ours, goNode}
 
 	// What every node should hold, by hostname: the addrs each instance was registered with.

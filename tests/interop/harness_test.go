@@ -85,6 +85,7 @@ type nodeConfig struct {
 	Addr  string   // httpServer.addr
 	Host  string   // env.host
 	Nodes []string // all nodes of the zone, this one included
+	Extra string   // more TOML, appended as is
 }
 
 func (c nodeConfig) toml() string {
@@ -112,7 +113,7 @@ timeout = "1s"
 
 [log]
 stdout = true
-`, strings.Join(quoted, ", "), region, zone, c.Host, deployEnv, c.Addr)
+%s`, strings.Join(quoted, ", "), region, zone, c.Host, deployEnv, c.Addr, c.Extra)
 }
 
 // node is one running (or stopped) discovery process.
