@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use discovery::registry::instance::Registration;
 use discovery::wire::params::Params;
 use discovery::wire::register::Register;
-use discovery::wire::Rules;
+use discovery::wire::{Limits, Rules};
 
 const BODY: &[u8] = b"region=sh&zone=sh001&env=prod&appid=main.account.account-service\
 &hostname=account-service-7d9f8b6c4-00042&addrs=http%3A%2F%2F10.0.0.43%3A8000\
@@ -121,6 +121,7 @@ fn ours_registration(p: &Params) -> Registration {
     let rules = Rules {
         now_ns: 0,
         max_skew_ns: i64::MAX,
+        limits: Limits::DEFAULT,
     };
     let reg = Register::from_params(p, &rules).unwrap().reg;
     p.bool("replication").unwrap();
@@ -128,7 +129,7 @@ fn ours_registration(p: &Params) -> Registration {
 }
 
 fn bench(c: &mut Criterion) {
-    let ours = ours_registration(&Params::parse(b"", BODY));
+    let ours = ours_registration(&Params::parse(b"", BODY).unwrap());
     let naive = naive_registration(&naive_decode(b"", BODY));
     assert_eq!(format!("{ours:?}"), format!("{naive:?}"));
     assert_eq!(ours.addrs.len(), 2);
@@ -136,13 +137,13 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("form_decode");
     g.bench_function("decode/ours", |b| {
-        b.iter(|| Params::parse(b"", black_box(BODY)))
+        b.iter(|| Params::parse(b"", black_box(BODY)).unwrap())
     });
     g.bench_function("decode/naive", |b| {
         b.iter(|| naive_decode(b"", black_box(BODY)))
     });
     g.bench_function("decode_and_read/ours", |b| {
-        b.iter(|| ours_registration(&Params::parse(b"", black_box(BODY))))
+        b.iter(|| ours_registration(&Params::parse(b"", black_box(BODY)).unwrap()))
     });
     g.bench_function("decode_and_read/naive", |b| {
         b.iter(|| naive_registration(&naive_decode(b"", black_box(BODY))))

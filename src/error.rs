@@ -10,6 +10,8 @@ use std::fmt;
 pub enum Kind {
     /// A missing or unparsable parameter: ecode -400.
     BadParam,
+    /// A request over one of the configured limits (`[limits]`): ecode -400.
+    Limit,
     /// The app, zone or instance does not exist: ecode -404.
     NotFound,
     /// Nothing changed since the client's timestamp: ecode -304.
@@ -39,6 +41,10 @@ impl Error {
         Self::new(Kind::BadParam, context)
     }
 
+    pub fn limit(context: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::Limit, context)
+    }
+
     pub fn not_found(context: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Kind::NotFound, context)
     }
@@ -46,7 +52,7 @@ impl Error {
     /// The `code` field of the JSON envelope.
     pub fn ecode(&self) -> i32 {
         match self.kind {
-            Kind::BadParam => -400,
+            Kind::BadParam | Kind::Limit => -400,
             Kind::NotFound => -404,
             Kind::NotModified => -304,
             Kind::Protected => -500,

@@ -60,6 +60,7 @@ pub(crate) struct CoreCounters {
     pub(crate) polls_answered: AtomicU64,
     pub(crate) poll_timeouts: AtomicU64,
     pub(crate) auth_refused: AtomicU64,
+    pub(crate) limit_refused: AtomicU64,
 }
 
 /// The node's counters and gauges.
@@ -108,7 +109,7 @@ impl Metrics {
     pub(crate) fn render(&self, computed: &[Sample<'_>]) -> String {
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
         let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed);
-        let own: [Sample<'_>; 10] = [
+        let own: [Sample<'_>; 11] = [
             (
                 "discovery_requests_total",
                 "counter",
@@ -150,6 +151,12 @@ impl Metrics {
                 "counter",
                 "Requests refused with 403: a missing or wrong token, or a stranger's address.",
                 self.sum(|c| count(&c.auth_refused)),
+            ),
+            (
+                "discovery_limit_refused_total",
+                "counter",
+                "Requests refused with -400 for exceeding a [limits] bound.",
+                self.sum(|c| count(&c.limit_refused)),
             ),
             (
                 "discovery_evict_rounds_total",

@@ -23,6 +23,7 @@ use crate::metrics::{self, Metrics};
 use crate::park::{CoreWaiters, Hub};
 use crate::registry::Registry;
 use crate::shutdown::ShutdownWatch;
+use crate::wire;
 
 /// Listen backlog per core: bursts of reconnecting pollers must not be refused.
 const BACKLOG: i32 = 4096;
@@ -60,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) poll_hold: Duration,
     pub(crate) access: Arc<Access>,
     pub(crate) max_clock_skew: Duration,
+    pub(crate) limits: wire::Limits,
     pub(crate) shutdown: ShutdownWatch,
 }
 
@@ -142,6 +144,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         poll_hold: shared.poll_hold,
         access: shared.access,
         max_clock_skew: shared.max_clock_skew,
+        limits: shared.limits,
         shutdown: shutdown.clone(),
     });
     // Connections of this core still open; `Rc<Cell>` because only this core counts them.

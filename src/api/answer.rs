@@ -35,8 +35,8 @@ pub(crate) struct NodeInfo {
 pub(crate) enum LineResult {
     /// Applied: code 0.
     Done,
-    /// A renew: its code and our instance.
-    Renewed(Arc<Instance>, Standing),
+    /// A renew whose sender holds an older copy: -409 with ours.
+    Conflict(Arc<Instance>),
     /// Refused with this ecode.
     Failed(i32),
 }
@@ -59,8 +59,11 @@ pub(crate) enum Answer<'a> {
     /// fetch/all: every instance by appid.
     All(BTreeMap<Box<str>, Vec<Arc<Instance>>>),
     Nodes(Vec<NodeInfo>),
-    /// replicate: one result per line.
-    Batch(Vec<LineResult>),
+    /// replicate: one result per line, echoing instances up to `echo_budget` bytes.
+    Batch {
+        lines: Vec<LineResult>,
+        echo_budget: usize,
+    },
     /// `/metrics`: Prometheus text.
     Metrics(String),
     /// A long-poll that saw no change in time (or at shutdown): ecode -304.
@@ -116,7 +119,7 @@ impl Answer<'_> {
                 e.end();
             }
             Answer::Nodes(nodes) => write_nodes(out, framing, &nodes),
-            Answer::Batch(lines) => write_batch(out, framing, &lines),
+            Answer::Batch { lines, echo_budget } => write_batch(out, framing, &lines, echo_budget),
             Answer::NotModified => {
                 envelope::error(out, framing, &Error::new(Kind::NotModified, "-304"))
             }
@@ -171,9 +174,10 @@ fn write_nodes(out: &mut Vec<u8>, framing: Framing, nodes: &[NodeInfo]) {
     e.end();
 }
 
-fn write_batch(out: &mut Vec<u8>, framing: Framing, lines: &[LineResult]) {
+fn write_batch(out: &mut Vec<u8>, framing: Framing, lines: &[LineResult], echo_budget: usize) {
     let mut e = Envelope::begin(out, framing, 200, 0, "0");
     let data = e.field("data");
+    let start = data.len();
     data.push(b'[');
     for (n, line) in lines.iter().enumerate() {
         if n > 0 {
@@ -182,10 +186,13 @@ fn write_batch(out: &mut Vec<u8>, framing: Framing, lines: &[LineResult]) {
         data.extend_from_slice(b"{\"code\":");
         match line {
             LineResult::Done => data.push(b'0'),
-            LineResult::Renewed(inst, standing) => {
-                json::write_int(data, renew_code(*standing).0);
-                data.extend_from_slice(b",\"data\":");
-                write_instance(data, inst);
+            LineResult::Conflict(inst) => {
+                json::write_int(data, renew_code(Standing::Newer).0);
+                // Past the budget the code goes alone: the sender renews again later.
+                if data.len() - start < echo_budget {
+                    data.extend_from_slice(b",\"data\":");
+                    write_instance(data, inst);
+                }
             }
             LineResult::Failed(ecode) => json::write_int(data, *ecode),
         }

@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::park::CoreWaiters;
 use crate::registry::Registry;
 use crate::shutdown::ShutdownWatch;
-use crate::wire::Rules;
+use crate::wire::{Limits, Rules};
 
 /// One core's API service: handles to the shared state, and this core's parked polls.
 pub(crate) struct Api {
@@ -29,6 +29,8 @@ pub(crate) struct Api {
     pub(crate) access: Arc<Access>,
     /// How far ahead of this node's clock a write's timestamps may be.
     pub(crate) max_clock_skew: Duration,
+    /// Size limits of messages.
+    pub(crate) limits: Limits,
     pub(crate) shutdown: ShutdownWatch,
 }
 
@@ -38,6 +40,7 @@ impl Api {
         Rules {
             now_ns: clock::now_ns(),
             max_skew_ns: i64::try_from(self.max_clock_skew.as_nanos()).unwrap_or(i64::MAX),
+            limits: self.limits,
         }
     }
 }

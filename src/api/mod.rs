@@ -142,8 +142,8 @@ impl Api {
             (Some(t), _) => Some(t.as_str()),
             (None, true) => params.get("token"),
             (None, false) => {
-                query_params = Params::parse(req.head.query.as_bytes(), b"");
-                query_params.get("token")
+                query_params = Params::parse(req.head.query.as_bytes(), b"").ok();
+                query_params.as_ref().and_then(|p| p.get("token"))
             }
         };
         let credentials = Credentials {
@@ -173,7 +173,7 @@ impl Api {
             Route::Set => set::handle(self, Set::from_params(params, &self.rules())?),
             Route::Replicate => replicate::handle(self, replicate::Batch { body: &req.body }),
             Route::Fetch => fetch::fetch(self, Fetch::from_params(params)?),
-            Route::Fetchs => fetch::fetchs(self, Fetchs::from_params(params)?),
+            Route::Fetchs => fetch::fetchs(self, Fetchs::from_params(params, &self.limits)?),
             Route::FetchAll => fetch::all(self, ()),
             Route::Nodes => nodes::handle(self, ()),
             Route::Metrics => metrics::handle(self, ()),
@@ -183,7 +183,7 @@ impl Api {
                     _ => PollKind::Many,
                 };
                 return Ok(
-                    match poll::handle(self, Poll::from_params(params, kind)?)? {
+                    match poll::handle(self, Poll::from_params(params, kind, &self.limits)?)? {
                         Polled::Now(answer) => Outcome::Answer(answer),
                         Polled::Parked(parked) => Outcome::Park(parked),
                     },
@@ -218,17 +218,24 @@ impl Service for Api {
         let params = if route.takes_params() {
             Params::parse(req.head.query.as_bytes(), &req.body)
         } else {
-            Params::default()
+            Ok(Params::default())
         };
-        let (reply, code) = match self.dispatch(route, &params, &req) {
+        let outcome = params
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|params| self.dispatch(route, params, &req));
+        let (reply, code) = match outcome {
             Ok(Outcome::Answer(answer)) => {
                 answer.write(out, framing);
                 (Reply::Done(framing.keep), 0)
             }
             Ok(Outcome::Park(parked)) => (Reply::Park(parked), 0),
             Err(e) => {
-                if e.kind == Kind::BadParam {
+                if matches!(e.kind, Kind::BadParam | Kind::Limit) {
                     inc(&counters.bad_requests);
+                }
+                if e.kind == Kind::Limit {
+                    inc(&counters.limit_refused);
                 }
                 envelope::error(out, framing, &e);
                 (Reply::Done(framing.keep), e.ecode())
@@ -285,7 +292,7 @@ mod tests {
 
     #[test]
     fn writes_of_nodes_and_flagged_writes_are_peer_only() {
-        let need = |route: Route, q: &str| route.need(&Params::parse(q.as_bytes(), b""));
+        let need = |route: Route, q: &str| route.need(&Params::parse(q.as_bytes(), b"").unwrap());
         assert_eq!(need(Route::Register, "appid=a"), Need::Client(Level::Write));
         assert_eq!(need(Route::Register, "appid=infra.discovery"), Need::Peer);
         assert_eq!(need(Route::Renew, "appid=a&replication=true"), Need::Peer);

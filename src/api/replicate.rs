@@ -1,11 +1,11 @@
 //! POST `/discovery/replicate`: a batch of replicated writes from a peer of ours (the format is
 //! in `wire::replicate`). Each line goes through the same handler as the op sent alone.
 
-use super::answer::Answer;
 use super::answer::LineResult;
+use super::answer::{Answer, Standing};
 use super::context::Api;
 use super::{cancel, register, renew, set};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::wire::cancel::Cancel;
 use crate::wire::register::Register;
 use crate::wire::renew::Renew;
@@ -17,23 +17,39 @@ pub(crate) struct Batch<'a> {
     pub(crate) body: &'a [u8],
 }
 
-/// Handles a batch: one result per line, in order.
+/// Bytes of instances a batch's answer may echo beyond a few times its own size: an answer
+/// stays a small multiple of its request however large the instances it names.
+const ECHO_FLOOR_BYTES: usize = 64 * 1024;
+const ECHO_PER_REQUEST_BYTE: usize = 4;
+
+/// Handles a batch: one result per line, in order. Only a -409 line carries its instance (the
+/// sender adopts it); the others carry their code alone.
 pub(crate) fn handle<'a>(api: &Api, req: Batch<'_>) -> Result<Answer<'a>> {
     let rules = api.rules();
+    let count = lines(req.body).count();
+    if count > rules.limits.max_batch_lines {
+        return Err(Error::limit(format!(
+            "{count} lines, above limits.maxBatchLines ({})",
+            rules.limits.max_batch_lines
+        )));
+    }
     let results = lines(req.body)
-        .map(|p| {
-            let answer = OpKind::from_params(&p).and_then(|kind| match kind {
+        .map(|line| {
+            let answer = line.and_then(|p| match OpKind::from_params(&p)? {
                 OpKind::Register => register::handle(api, Register::from_params(&p, &rules)?),
                 OpKind::Renew => renew::handle(api, Renew::from_params(&p, &rules)?),
                 OpKind::Cancel => cancel::handle(api, Cancel::from_params(&p, &rules)?),
                 OpKind::Set => set::handle(api, Set::from_params(&p, &rules)?),
             });
             match answer {
-                Ok(Answer::Renewed(inst, standing)) => LineResult::Renewed(inst, standing),
+                Ok(Answer::Renewed(inst, Standing::Newer)) => LineResult::Conflict(inst),
                 Ok(_) => LineResult::Done,
                 Err(e) => LineResult::Failed(e.ecode()),
             }
         })
         .collect();
-    Ok(Answer::Batch(results))
+    Ok(Answer::Batch {
+        lines: results,
+        echo_budget: ECHO_FLOOR_BYTES + ECHO_PER_REQUEST_BYTE * req.body.len(),
+    })
 }

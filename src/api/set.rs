@@ -13,7 +13,8 @@ use crate::wire::Origin;
 /// Handles a set.
 pub(crate) fn handle<'a>(api: &Api, req: Set<'_>) -> Result<Answer<'a>> {
     let set_ts = req.set_ts.unwrap_or_else(clock::now_ns);
-    api.registry.set(&req.at, &req.changes, set_ts)?;
+    api.registry
+        .set(&req.at, &req.changes, set_ts, api.limits.metadata)?;
     if req.origin != Origin::Peer {
         api.cluster
             .forward(Op::Set(Arc::new(req.to_op(set_ts))), req.origin);

@@ -15,7 +15,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::registry::Registry;
-use crate::wire::{Origin, Rules};
+use crate::wire::{Limits, Origin, Rules};
 
 /// The peers known now.
 #[derive(Default)]
@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(super) max_peers: usize,
     /// How far ahead of this clock a peer's timestamps may be.
     pub(super) max_skew: Duration,
+    /// Size limits a peer's instances are held to, as clients' are.
+    pub(super) limits: Limits,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             peer_token: config.auth.peer_token.as_deref().map(Arc::from),
             max_peers: config.cluster.max_peers,
             max_skew: config.registry.max_clock_skew,
+            limits: Limits::from_config(&config.limits),
         }
     }
 }
@@ -130,6 +133,7 @@ impl Cluster {
         Rules {
             now_ns: clock::now_ns(),
             max_skew_ns: i64::try_from(self.settings.max_skew.as_nanos()).unwrap_or(i64::MAX),
+            limits: self.settings.limits,
         }
     }
 

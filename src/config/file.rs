@@ -16,7 +16,7 @@ use super::toml_walk::{as_bool, as_string, as_strings, as_table, wrong_type, Sec
 use super::units::{parse_go_duration, parse_size};
 use super::{
     AuthConfig, ClusterConfig, Config, ConfigError, EnvConfig, HttpClientConfig, HttpServerConfig,
-    LogConfig, RegistryConfig, MAX_THREADS,
+    LimitsConfig, LogConfig, RegistryConfig, MAX_THREADS,
 };
 
 /// Smallest accepted `httpServer.maxBody`: registrations with metadata need room.
@@ -111,6 +111,16 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         max_peers: s.get("maxpeers", as_max_peers)?.unwrap_or(64),
     };
     s.finish(&mut warnings);
+
+    let mut s = top.section("limits")?;
+    let limits = LimitsConfig {
+        max_appids: s.get("maxappids", as_count)?.unwrap_or(10_000),
+        max_addrs: s.get("maxaddrs", as_count)?.unwrap_or(64),
+        max_metadata_bytes: s.get("maxmetadatabytes", as_size)?.unwrap_or(64 * 1024),
+        max_metadata_keys: s.get("maxmetadatakeys", as_count)?.unwrap_or(256),
+        max_batch_lines: s.get("maxbatchlines", as_count)?.unwrap_or(1024),
+    };
+    s.finish(&mut warnings);
     top.finish(&mut warnings);
 
     Ok(Config {
@@ -124,6 +134,7 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         registry,
         auth,
         cluster,
+        limits,
         dir,
         warnings,
     })
@@ -148,6 +159,28 @@ fn as_cidrs(v: Value) -> Result<Vec<ipnet::IpNet>, String> {
                 .map_err(|_| format!("{s:?} is not a network like \"10.0.0.0/24\""))
         })
         .collect()
+}
+
+/// A positive count.
+fn as_count(v: Value) -> Result<usize, String> {
+    match v {
+        Value::Integer(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Value::Integer(n) => Err(format!("{n} must be at least 1")),
+        other => Err(wrong_type("an integer", &other)),
+    }
+}
+
+/// A positive byte count: an integer or a size like "64KiB".
+fn as_size(v: Value) -> Result<usize, String> {
+    let n = match v {
+        Value::Integer(n) => usize::try_from(n).map_err(|_| format!("{n} is negative"))?,
+        Value::String(s) => parse_size(&s)?,
+        other => return Err(wrong_type("a byte count or a size like \"64KiB\"", &other)),
+    };
+    if n == 0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(n)
 }
 
 fn as_max_peers(v: Value) -> Result<usize, String> {

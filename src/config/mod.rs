@@ -63,6 +63,8 @@ pub struct Config {
     pub(crate) auth: AuthConfig,
     /// `[cluster]`.
     pub(crate) cluster: ClusterConfig,
+    /// `[limits]`.
+    pub(crate) limits: LimitsConfig,
     /// Directory of the loaded file, where scheduler `*.json` files live; `None` for the embedded default.
     pub(crate) dir: Option<PathBuf>,
     /// Unknown keys met while loading. Loading happens before logging is set up,
@@ -183,6 +185,21 @@ impl AuthConfig {
             || self.admin_token.is_some()
             || self.read_token.is_some()
     }
+}
+
+/// Size limits of messages (`[limits]`), an extension of ours; see `wire::Limits`.
+#[derive(Debug, Clone)]
+pub(crate) struct LimitsConfig {
+    /// Apps named by one fetchs or polls (`maxAppids`, default 10000).
+    pub(crate) max_appids: usize,
+    /// Addresses of one instance (`maxAddrs`, default 64).
+    pub(crate) max_addrs: usize,
+    /// An instance's metadata keys and values, in bytes (`maxMetadataBytes`, default 64KiB).
+    pub(crate) max_metadata_bytes: usize,
+    /// An instance's metadata keys (`maxMetadataKeys`, default 256).
+    pub(crate) max_metadata_keys: usize,
+    /// Lines of one replicate batch (`maxBatchLines`, default 1024).
+    pub(crate) max_batch_lines: usize,
 }
 
 /// Cluster limits (`[cluster]`), an extension of ours.

@@ -21,7 +21,7 @@ use crate::net::{self, Shared};
 use crate::park::Hub;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::wire::Origin;
+use crate::wire::{Limits, Origin};
 use housekeeping::Housekeeping;
 use schedulers::SchedulerDir;
 
@@ -72,6 +72,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         poll_hold: config.registry.poll_hold,
         access: Arc::new(Access::new(config.auth.clone())),
         max_clock_skew: config.registry.max_clock_skew,
+        limits: Limits::from_config(&config.limits),
         shutdown: shutdown.watch(),
     };
     let core_threads = net::start(listeners, shared)?;

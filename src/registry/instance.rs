@@ -12,6 +12,62 @@ pub const STATUS_WAITING: u32 = 2;
 /// Metadata pairs sorted by key (the original encodes a Go map, whose keys come out sorted).
 pub type Metadata = Vec<(Box<str>, Box<str>)>;
 
+/// Bounds on an instance's metadata, checked on register and after a `set` merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimit {
+    /// Keys and values together, in bytes.
+    pub bytes: usize,
+    pub keys: usize,
+}
+
+impl MetadataLimit {
+    /// Refuses metadata over the bounds, naming the config key.
+    pub fn check(&self, m: &Metadata) -> crate::error::Result<()> {
+        if m.len() > self.keys {
+            return Err(crate::error::Error::limit(format!(
+                "metadata has {} keys, above limits.maxMetadataKeys ({})",
+                m.len(),
+                self.keys
+            )));
+        }
+        let bytes: usize = m.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > self.bytes {
+            return Err(crate::error::Error::limit(format!(
+                "metadata holds {bytes} bytes, above limits.maxMetadataBytes ({})",
+                self.bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `changes` merged into `old`, both sorted by key: a key in both takes the change's value,
+/// as the original's unmarshal into the existing map does. Linear in both sizes.
+pub fn merge_metadata(old: &Metadata, changes: &Metadata) -> Metadata {
+    let mut out = Vec::with_capacity(old.len() + changes.len());
+    let (mut a, mut b) = (old.iter().peekable(), changes.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 < y.0 => a.next(),
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                a.next();
+                b.next()
+            }
+            (_, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        if let Some((k, v)) = next {
+            // Repeated keys within the changes: the last one wins.
+            match out.last_mut() {
+                Some((lk, lv)) if lk == k => *lv = v.clone(),
+                _ => out.push((k.clone(), v.clone())),
+            }
+        }
+    }
+    out
+}
+
 /// A registered instance, field for field the original's JSON object.
 #[derive(Debug)]
 pub struct Instance {
@@ -83,17 +139,12 @@ impl Instance {
         metadata: Option<&Metadata>,
         set_ts: i64,
     ) -> Instance {
-        let mut merged = self.metadata.clone();
-        if let Some(changes) = metadata {
-            // The original unmarshals into the existing map, so `set` merges keys.
-            let map = merged.get_or_insert_with(Vec::new);
-            for (k, v) in changes {
-                match map.binary_search_by(|(mk, _)| mk.as_ref().cmp(k.as_ref())) {
-                    Ok(i) => map[i].1 = v.clone(),
-                    Err(i) => map.insert(i, (k.clone(), v.clone())),
-                }
-            }
-        }
+        // The original unmarshals into the existing map, so `set` merges keys.
+        let merged = match (&self.metadata, metadata) {
+            (old, None) => old.clone(),
+            (None, Some(changes)) => Some(merge_metadata(&Vec::new(), changes)),
+            (Some(old), Some(changes)) => Some(merge_metadata(old, changes)),
+        };
         // Setting status UP (again) restarts up_ts, as in the original.
         let up_ts = if status == Some(STATUS_UP) {
             set_ts
@@ -127,5 +178,38 @@ impl Instance {
     /// Records a heartbeat.
     pub fn renew(&self, now: i64) {
         self.renew_ts.store(now, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> Metadata {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn merge_takes_changes_and_keeps_order() {
+        let old = meta(&[("a", "1"), ("c", "3"), ("e", "5")]);
+        let changes = meta(&[("b", "x"), ("c", "y"), ("c", "z"), ("f", "w")]);
+        assert_eq!(
+            merge_metadata(&old, &changes),
+            meta(&[("a", "1"), ("b", "x"), ("c", "z"), ("e", "5"), ("f", "w")])
+        );
+        assert_eq!(merge_metadata(&old, &Vec::new()), old);
+    }
+
+    #[test]
+    fn limits_name_their_key() {
+        let limit = MetadataLimit { bytes: 4, keys: 1 };
+        assert!(limit.check(&meta(&[("ab", "cd")])).is_ok());
+        let e = limit.check(&meta(&[("a", "1"), ("b", "2")])).unwrap_err();
+        assert!(e.context.contains("maxMetadataKeys"), "{}", e.context);
+        let e = limit.check(&meta(&[("abc", "de")])).unwrap_err();
+        assert!(e.context.contains("maxMetadataBytes"), "{}", e.context);
     }
 }

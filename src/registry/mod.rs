@@ -13,7 +13,7 @@ pub mod self_preservation;
 pub mod snapshot;
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +23,7 @@ use dashmap::DashMap;
 
 use crate::error::{Error, Kind, Result};
 use crate::park::{Hub, WakeKey};
-use instance::{Instance, Metadata, Registration};
+use instance::{Instance, Metadata, MetadataLimit, Registration};
 use self_preservation::SelfPreservation;
 use snapshot::{bump, Snapshot};
 
@@ -334,7 +334,14 @@ impl Registry {
     }
 
     /// Changes status and/or metadata of several hosts of one zone at `set_ts`, all or nothing.
-    pub fn set(&self, at: &AppZone<'_>, changes: &[HostChange], set_ts: i64) -> Result<()> {
+    /// Metadata after the merge must stay within `limit`.
+    pub fn set(
+        &self,
+        at: &AppZone<'_>,
+        changes: &[HostChange],
+        set_ts: i64,
+        limit: MetadataLimit,
+    ) -> Result<()> {
         let AppZone { env, appid, zone } = *at;
         self.write(env, appid, false, |cur| {
             let mut zones = cur.zones.clone();
@@ -345,8 +352,11 @@ impl Registry {
                         c.hostname
                     )));
                 };
-                let inst = Arc::new(old.with_changes(c.status, c.metadata.as_ref(), set_ts));
-                snapshot::upsert(&mut zones, inst);
+                let inst = old.with_changes(c.status, c.metadata.as_ref(), set_ts);
+                if let Some(m) = &inst.metadata {
+                    limit.check(m)?;
+                }
+                snapshot::upsert(&mut zones, Arc::new(inst));
             }
             let latest = bump(cur.latest_ts, set_ts);
             Ok((
@@ -414,6 +424,43 @@ impl Registry {
         self.self_preservation.set_instances(self.size().1);
     }
 
+    /// Removes those of `victims` that are still the stored instance and still silent, in one
+    /// write of the app; returns the ones removed.
+    fn evict_from(
+        &self,
+        env: &str,
+        appid: &str,
+        victims: &[&Arc<Instance>],
+        still_silent: &dyn Fn(&Instance) -> bool,
+        now: i64,
+    ) -> Vec<Arc<Instance>> {
+        let written = self.write(env, appid, false, |cur| {
+            let gone: Vec<Arc<Instance>> = victims
+                .iter()
+                .filter(|v| {
+                    cur.find(&v.zone, &v.hostname)
+                        .is_some_and(|stored| Arc::ptr_eq(stored, v) && still_silent(stored))
+                })
+                .map(|v| Arc::clone(v))
+                .collect();
+            if gone.is_empty() {
+                return Ok((None, gone));
+            }
+            let gone_at: HashSet<*const Instance> = gone.iter().map(Arc::as_ptr).collect();
+            let mut zones = cur.zones.clone();
+            for z in &mut zones {
+                z.instances.retain(|i| !gone_at.contains(&Arc::as_ptr(i)));
+            }
+            zones.retain(|z| !z.instances.is_empty());
+            let latest = bump(cur.latest_ts, now);
+            Ok((
+                Some(Snapshot::new(zones, latest, cur.scheduler.clone())),
+                gone,
+            ))
+        });
+        written.unwrap_or_default()
+    }
+
     /// One eviction round: closes the guard's window, then removes instances silent for longer
     /// than the rules allow, at most 15 % of the registry, picked at random.
     pub fn evict(&self, rules: EvictionRules, now: i64) -> EvictionReport {
@@ -432,15 +479,29 @@ impl Registry {
         }
         let limit = size - (size as f64 * KEEP_SHARE) as usize;
         let count = expired.len().min(limit);
-        let mut evicted = 0;
         for i in 0..count {
             // A partial Fisher-Yates shuffle: the first `count` picks are uniformly random, so a
             // capped round does not wipe out whole apps in index order.
             let span = (expired.len() - i) as u32;
             let pick = i + monoio::utils::thread_rng_n(span) as usize;
             expired.swap(i, pick);
-            let inst = &expired[i];
-            if self.remove(&InstanceKey::of(inst), now).is_ok() {
+        }
+        // One new snapshot per app, however many of its instances go.
+        let mut by_app: HashMap<(&str, &str), Vec<&Arc<Instance>>> = HashMap::new();
+        for inst in &expired[..count] {
+            by_app
+                .entry((&inst.env, &inst.appid))
+                .or_default()
+                .push(inst);
+        }
+        let still_silent = |i: &Instance| {
+            let silent = now.saturating_sub(i.renew_ts());
+            (!protected && silent > rules.after_ns) || silent > rules.after_protected_ns
+        };
+        let mut evicted = 0;
+        for ((env, appid), victims) in by_app {
+            let removed = self.evict_from(env, appid, &victims, &still_silent, now);
+            for inst in removed {
                 evicted += 1;
                 tracing::info!(appid = %inst.appid, env = %inst.env, zone = %inst.zone, hostname = %inst.hostname, "evicted");
             }
@@ -459,6 +520,10 @@ mod tests {
     use super::*;
 
     const SEC: i64 = 1_000_000_000;
+    const LIMIT: MetadataLimit = MetadataLimit {
+        bytes: 1024,
+        keys: 16,
+    };
 
     fn reg(appid: &str, zone: &str, host: &str) -> Registration {
         Registration {
@@ -513,6 +578,7 @@ mod tests {
                 metadata: None,
             }],
             10,
+            LIMIT,
         )
         .unwrap();
         let t3 = r.snapshot("dev", "a").unwrap().latest_ts;
@@ -581,7 +647,7 @@ mod tests {
                 metadata: None,
             },
         ];
-        assert_eq!(r.set(&at_z1(), &bad, 5).unwrap_err().ecode(), -400);
+        assert_eq!(r.set(&at_z1(), &bad, 5, LIMIT).unwrap_err().ecode(), -400);
         assert_eq!(
             r.snapshot("dev", "a")
                 .unwrap()
@@ -603,6 +669,7 @@ mod tests {
                 metadata: meta,
             }],
             5,
+            LIMIT,
         )
         .unwrap();
         let i = r

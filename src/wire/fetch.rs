@@ -1,6 +1,7 @@
 //! `fetch`, `fetchs` and `fetch/all` requests: reads of one app, several apps, or everything.
 
 use super::params::Params;
+use super::Limits;
 use crate::error::{Error, Result};
 
 /// A fetch of one app.
@@ -48,8 +49,9 @@ impl<'a> Fetch<'a> {
 }
 
 impl<'a> Fetchs<'a> {
-    /// Reads a fetchs query.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Fetchs<'a>> {
+    /// Reads a fetchs query of at most `limits.max_appids` apps.
+    pub(crate) fn from_params(p: &'a Params, limits: &Limits) -> Result<Fetchs<'a>> {
+        limits.appids(p.list("appid").len())?;
         // An app named twice is answered once, as the original's map does.
         let appids: Vec<&str> = p.unique_list("appid").into_iter().map(|(_, a)| a).collect();
         if appids.is_empty() {
@@ -71,10 +73,10 @@ mod tests {
 
     #[test]
     fn masks_and_repeats() {
-        let p = Params::parse(b"appid=a,b,a&env=dev&status=7", b"");
-        let f = Fetchs::from_params(&p).unwrap();
+        let p = Params::parse(b"appid=a,b,a&env=dev&status=7", b"").unwrap();
+        let f = Fetchs::from_params(&p, &Limits::DEFAULT).unwrap();
         assert_eq!((f.appids.as_slice(), f.mask), (&["a", "b"][..], 3));
-        let p = Params::parse(b"appid=a&env=dev&status=4", b"");
+        let p = Params::parse(b"appid=a&env=dev&status=4", b"").unwrap();
         assert_eq!(Fetch::from_params(&p).unwrap_err().ecode(), -400);
     }
 }

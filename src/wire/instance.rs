@@ -48,6 +48,20 @@ fn registration(v: &OwnedValue, rules: &Rules) -> Result<Registration, String> {
     if !(1..=2).contains(&reg.status) {
         return Err(format!("instance with status {}", reg.status));
     }
+    if reg.addrs.len() > rules.limits.max_addrs {
+        return Err(format!(
+            "{} addrs, above limits.maxAddrs ({})",
+            reg.addrs.len(),
+            rules.limits.max_addrs
+        ));
+    }
+    if let Some(m) = &reg.metadata {
+        rules
+            .limits
+            .metadata
+            .check(m)
+            .map_err(|e| e.context.into_owned())?;
+    }
     for (key, ts) in [
         ("reg_timestamp", reg.reg_ts),
         ("up_timestamp", reg.up_ts),
@@ -101,6 +115,7 @@ mod tests {
     const RULES: Rules = Rules {
         now_ns: 1_000_000_000_000,
         max_skew_ns: 300_000_000_000,
+        limits: crate::wire::Limits::DEFAULT,
     };
 
     #[test]

@@ -20,7 +20,7 @@ use form_urlencoded::Serializer;
 use simd_json::OwnedValue;
 
 use crate::error::{Error, Result};
-use crate::registry::instance::{STATUS_UP, STATUS_WAITING};
+use crate::registry::instance::{MetadataLimit, STATUS_UP, STATUS_WAITING};
 use params::Params;
 
 /// Where a write came from, read from the original's `replication` and `from_zone` flags; it
@@ -107,6 +107,57 @@ pub fn parse_status(text: &str) -> Result<u32> {
 pub struct Rules {
     pub now_ns: i64,
     pub max_skew_ns: i64,
+    pub limits: Limits,
+}
+
+/// The size limits of messages (`[limits]`); each refusal is a -400 naming its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Apps named by one fetchs or polls (`maxAppids`).
+    pub max_appids: usize,
+    /// Addresses of one instance (`maxAddrs`).
+    pub max_addrs: usize,
+    /// An instance's metadata, on register and after a set's merge.
+    pub metadata: MetadataLimit,
+    /// Lines of one replicate batch (`maxBatchLines`).
+    pub max_batch_lines: usize,
+}
+
+impl Limits {
+    /// The defaults of `[limits]`.
+    pub const DEFAULT: Limits = Limits {
+        max_appids: 10_000,
+        max_addrs: 64,
+        metadata: MetadataLimit {
+            bytes: 64 * 1024,
+            keys: 256,
+        },
+        max_batch_lines: 1024,
+    };
+
+    /// The limits `[limits]` configures.
+    pub(crate) fn from_config(c: &crate::config::LimitsConfig) -> Limits {
+        Limits {
+            max_appids: c.max_appids,
+            max_addrs: c.max_addrs,
+            metadata: MetadataLimit {
+                bytes: c.max_metadata_bytes,
+                keys: c.max_metadata_keys,
+            },
+            max_batch_lines: c.max_batch_lines,
+        }
+    }
+
+    /// Refuses a list of `n` appids above the limit.
+    pub fn appids(&self, n: usize) -> Result<()> {
+        if n > self.max_appids {
+            return Err(Error::limit(format!(
+                "{n} appids, above limits.maxAppids ({})",
+                self.max_appids
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Rules {
@@ -149,7 +200,7 @@ mod tests {
 
     #[test]
     fn origin_follows_the_flags() {
-        let o = |q: &str| Origin::from_params(&Params::parse(q.as_bytes(), b""));
+        let o = |q: &str| Origin::from_params(&Params::parse(q.as_bytes(), b"").unwrap());
         assert_eq!(o("").unwrap(), Origin::Client);
         assert_eq!(o("from_zone=true").unwrap(), Origin::OtherZone);
         assert_eq!(o("replication=1&from_zone=true").unwrap(), Origin::Peer);
@@ -163,8 +214,9 @@ mod tests {
         let rules = Rules {
             now_ns: 1_000 * S,
             max_skew_ns: 300 * S,
+            limits: Limits::DEFAULT,
         };
-        let p = |v: &str| Params::parse(format!("dirty_timestamp={v}").as_bytes(), b"");
+        let p = |v: &str| Params::parse(format!("dirty_timestamp={v}").as_bytes(), b"").unwrap();
         assert_eq!(
             rules
                 .timestamp(&p(&(1_300 * S).to_string()), "dirty_timestamp")

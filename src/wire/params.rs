@@ -19,14 +19,17 @@ impl Params {
     ///
     /// Clients send POST parameters in the body, the URL or both, so both are kept. Body pairs
     /// come first, as in Go's `Request.Form`, so a key sent in both places reads as the body's.
-    /// Decoding is lenient: clients leave values such as `grpc://1.2.3.4:9000` unescaped, and
-    /// invalid `%` sequences are kept as written.
-    pub fn parse(query: &[u8], body: &[u8]) -> Params {
+    /// Decoding is lenient where clients are: values such as `grpc://1.2.3.4:9000` are often
+    /// sent unescaped. An invalid `%` escape (`%ZZ`, a trailing `%`) is refused with -400, as
+    /// the Go original's `url.ParseQuery` refuses it.
+    pub fn parse(query: &[u8], body: &[u8]) -> Result<Params> {
+        check_escapes(body)?;
+        check_escapes(query)?;
         let pairs = form_urlencoded::parse(body)
             .chain(form_urlencoded::parse(query))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        Params { pairs }
+        Ok(Params { pairs })
     }
 
     fn values<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
@@ -60,13 +63,12 @@ impl Params {
     /// Like [`Params::list`] with repeats removed (first one kept), plus the index each kept
     /// value had in the full list, so a parallel list can be matched up.
     pub fn unique_list(&self, key: &str) -> Vec<(usize, &str)> {
-        let mut seen: Vec<(usize, &str)> = Vec::new();
-        for (i, v) in self.list(key).into_iter().enumerate() {
-            if !seen.iter().any(|(_, s)| *s == v) {
-                seen.push((i, v));
-            }
-        }
-        seen
+        let mut seen = std::collections::HashSet::new();
+        self.list(key)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| seen.insert(*v))
+            .collect()
     }
 
     /// Every value of `key` over repeated keys, as sent (empty ones included) and NOT split, for
@@ -99,6 +101,21 @@ impl Params {
     }
 }
 
+/// Refuses a `%` not followed by two hex digits.
+fn check_escapes(text: &[u8]) -> Result<()> {
+    let mut i = 0;
+    while let Some(at) = text[i..].iter().position(|b| *b == b'%') {
+        let start = i + at;
+        let escape = text.get(start + 1..start + 3);
+        if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+            let shown = String::from_utf8_lossy(&text[start..text.len().min(start + 3)]);
+            return Err(Error::bad_param(format!("invalid URL escape {shown:?}")));
+        }
+        i = start + 3;
+    }
+    Ok(())
+}
+
 fn parse_i64(key: &str, value: &str) -> Result<i64> {
     value.parse().map_err(|_| invalid(key, "integer", value))
 }
@@ -114,7 +131,7 @@ mod tests {
     use crate::http::request::{parse_body, BodyKind};
 
     fn query(q: &str) -> Params {
-        Params::parse(q.as_bytes(), b"")
+        Params::parse(q.as_bytes(), b"").unwrap()
     }
 
     #[test]
@@ -133,13 +150,16 @@ mod tests {
 
     #[test]
     fn query_and_body_merge() {
-        let p = Params::parse(b"appid=q&zone=z1", b"appid=b&env=dev");
+        let p = Params::parse(b"appid=q&zone=z1", b"appid=b&env=dev").unwrap();
         assert_eq!(p.all("appid"), ["b", "q"]);
         assert_eq!(p.get("appid"), Some("b"));
         assert_eq!(p.get("zone"), Some("z1"));
         assert_eq!(p.get("env"), Some("dev"));
         // Some clients put POST parameters in the URL and send an empty body.
-        assert_eq!(Params::parse(b"env=dev", b"").get("env"), Some("dev"));
+        assert_eq!(
+            Params::parse(b"env=dev", b"").unwrap().get("env"),
+            Some("dev")
+        );
     }
 
     #[test]
@@ -159,8 +179,17 @@ mod tests {
         let want = ["grpc://127.0.0.1:9000", "http://[::1]:80/a?b"];
         assert_eq!(raw.list("addrs"), want);
         assert_eq!(encoded.list("addrs"), want);
-        // A stray '%' is kept rather than rejected.
-        assert_eq!(query("hostname=a%zz%").get("hostname"), Some("a%zz%"));
+        // An invalid escape is refused, as Go's url.ParseQuery refuses it.
+        for bad in ["hostname=a%zz", "hostname=a%", "appid=%ZZ", "a%2=1", "x=%4"] {
+            let e = Params::parse(bad.as_bytes(), b"").unwrap_err();
+            assert_eq!(e.ecode(), -400, "{bad}");
+            assert!(e.context.starts_with("invalid URL escape"), "{}", e.context);
+            assert!(
+                Params::parse(b"", bad.as_bytes()).is_err(),
+                "{bad} in a body"
+            );
+        }
+        assert_eq!(query("hostname=a%2Fb%25").get("hostname"), Some("a/b%"));
     }
 
     #[test]
@@ -231,19 +260,23 @@ mod tests {
     #[test]
     fn chunked_body_decodes_like_whole_body() {
         let body = b"appid=infra.discovery&hostname=h1&addrs=grpc://127.0.0.1:9000,http%3A%2F%2F127.0.0.1%3A7171&metadata=%7B%22a%22%3A%221%2C2%22%7D&status=1";
-        let want = Params::parse(b"", body);
+        let want = Params::parse(b"", body).unwrap();
         for split in 1..body.len() {
             let (a, b) = body.split_at(split);
             let wire = [chunk(a), chunk(b), b"0\r\nX-Trailer: t\r\n\r\n".to_vec()].concat();
             let (decoded, used) = parse_body(&wire, BodyKind::Chunked, 1024).unwrap().unwrap();
             assert_eq!(used, wire.len());
-            assert_eq!(Params::parse(b"", &decoded), want, "split at {split}");
+            assert_eq!(
+                Params::parse(b"", &decoded).unwrap(),
+                want,
+                "split at {split}"
+            );
         }
         // One byte per chunk, the most a percent escape can be torn apart.
         let wire: Vec<u8> = body.iter().flat_map(|b| chunk(&[*b])).collect();
         let wire = [wire, b"0\r\n\r\n".to_vec()].concat();
         let (decoded, _) = parse_body(&wire, BodyKind::Chunked, 1024).unwrap().unwrap();
-        assert_eq!(Params::parse(b"", &decoded), want);
+        assert_eq!(Params::parse(b"", &decoded).unwrap(), want);
         assert_eq!(want.get("metadata"), Some(r#"{"a":"1,2"}"#));
     }
 }

@@ -2,6 +2,7 @@
 //! `latest_timestamp` the client last saw. Owned, because a parked poll outlives its request.
 
 use super::params::Params;
+use super::Limits;
 use crate::error::{Error, Result};
 
 /// Which of the two endpoints asked.
@@ -25,8 +26,9 @@ pub(crate) struct Poll {
 
 impl Poll {
     /// Reads a poll or polls query.
-    pub(crate) fn from_params(p: &Params, kind: PollKind) -> Result<Poll> {
+    pub(crate) fn from_params(p: &Params, kind: PollKind, limits: &Limits) -> Result<Poll> {
         let listed = p.list("appid").len();
+        limits.appids(listed)?;
         if listed == 0 {
             return Err(Error::bad_param("appid is required"));
         }
@@ -67,15 +69,18 @@ mod tests {
         let p = Params::parse(
             b"appid=a,b,a&env=dev&hostname=c&latest_timestamp=1,2,3",
             b"",
-        );
-        let poll = Poll::from_params(&p, PollKind::Many).unwrap();
+        )
+        .unwrap();
+        let poll = Poll::from_params(&p, PollKind::Many, &Limits::DEFAULT).unwrap();
         let apps: Vec<(&str, i64)> = poll.apps.iter().map(|(a, t)| (&**a, *t)).collect();
         assert_eq!(apps, [("a", 1), ("b", 2)]);
-        let one = Poll::from_params(&p, PollKind::One).unwrap();
+        let one = Poll::from_params(&p, PollKind::One, &Limits::DEFAULT).unwrap();
         assert_eq!(one.apps.len(), 1);
-        let bad = Params::parse(b"appid=a,b&env=dev&hostname=c&latest_timestamp=1", b"");
+        let bad = Params::parse(b"appid=a,b&env=dev&hostname=c&latest_timestamp=1", b"").unwrap();
         assert_eq!(
-            Poll::from_params(&bad, PollKind::Many).unwrap_err().ecode(),
+            Poll::from_params(&bad, PollKind::Many, &Limits::DEFAULT)
+                .unwrap_err()
+                .ecode(),
             -400
         );
     }

@@ -44,6 +44,16 @@ impl Register {
         if reg.addrs.is_empty() {
             return Err(Error::bad_param("addrs is required"));
         }
+        if reg.addrs.len() > rules.limits.max_addrs {
+            return Err(Error::limit(format!(
+                "{} addrs, above limits.maxAddrs ({})",
+                reg.addrs.len(),
+                rules.limits.max_addrs
+            )));
+        }
+        if let Some(m) = &reg.metadata {
+            rules.limits.metadata.check(m)?;
+        }
         // A node's addresses become peers: a few are plenty, thousands would be an attack.
         if reg.appid == SELF_APPID && reg.addrs.len() > MAX_NODE_ADDRS {
             return Err(Error::bad_param(format!(
@@ -84,16 +94,18 @@ mod tests {
     const RULES: Rules = Rules {
         now_ns: 1_000_000_000_000,
         max_skew_ns: 300_000_000_000,
+        limits: crate::wire::Limits::DEFAULT,
     };
 
     #[test]
     fn node_addrs_are_capped() {
         let addrs = ["addrs=http://10.0.0.1:7171"; MAX_NODE_ADDRS + 1].join("&");
         let q = format!("zone=z&env=e&appid={SELF_APPID}&hostname=h&status=1&{addrs}");
-        let e = Register::from_params(&Params::parse(q.as_bytes(), b""), &RULES).unwrap_err();
+        let e =
+            Register::from_params(&Params::parse(q.as_bytes(), b"").unwrap(), &RULES).unwrap_err();
         assert!(e.context.contains("at most 8 addrs"), "{}", e.context);
         let q = format!("zone=z&env=e&appid=other&hostname=h&status=1&{addrs}");
-        assert!(Register::from_params(&Params::parse(q.as_bytes(), b""), &RULES).is_ok());
+        assert!(Register::from_params(&Params::parse(q.as_bytes(), b"").unwrap(), &RULES).is_ok());
     }
 
     #[test]
@@ -112,7 +124,7 @@ mod tests {
         };
         let inst = Instance::new(&reg, 42, None);
         let text = form(&inst, Hop::InZone);
-        let p = Params::parse(b"", text.as_bytes());
+        let p = Params::parse(b"", text.as_bytes()).unwrap();
         assert_eq!(p.list("addrs"), ["http://1.2.3.4:80", "grpc://1.2.3.4:90"]);
         assert_eq!(p.get("metadata"), Some(r#"{"k":"a,b"}"#));
         assert_eq!(p.get("dirty_timestamp"), Some("42"));
@@ -122,7 +134,7 @@ mod tests {
         assert_eq!(back.reg.metadata, reg.metadata);
         assert_eq!((back.reg.appid.as_str(), back.reg.status), ("demo", 1));
         let other = Register::from_params(
-            &Params::parse(b"", form(&inst, Hop::OtherZone).as_bytes()),
+            &Params::parse(b"", form(&inst, Hop::OtherZone).as_bytes()).unwrap(),
             &RULES,
         );
         assert_eq!(other.unwrap().origin, Origin::OtherZone);
@@ -130,12 +142,12 @@ mod tests {
 
     #[test]
     fn addrs_and_status_are_required() {
-        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=1", b"");
+        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=1", b"").unwrap();
         assert_eq!(
             Register::from_params(&p, &RULES).unwrap_err().context,
             "addrs is required"
         );
-        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=3&addrs=x", b"");
+        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=3&addrs=x", b"").unwrap();
         assert_eq!(Register::from_params(&p, &RULES).unwrap_err().ecode(), -400);
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn push_line(body: &mut String, kind: OpKind, form: &str) {
 }
 
 /// The lines of a batch body, each decoded as a form.
-pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Params> + '_ {
+pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params>> + '_ {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|line| Params::parse(b"", line))
@@ -102,10 +102,10 @@ mod tests {
         push_line(&mut body, OpKind::Renew, "appid=a&hostname=h");
         push_line(&mut body, OpKind::Cancel, "appid=b");
         let kinds: Vec<OpKind> = lines(body.as_bytes())
-            .map(|p| OpKind::from_params(&p).unwrap())
+            .map(|p| OpKind::from_params(&p.unwrap()).unwrap())
             .collect();
         assert_eq!(kinds, [OpKind::Renew, OpKind::Cancel]);
-        let p = lines(b"op=nope\n").next().unwrap();
+        let p = lines(b"op=nope\n").next().unwrap().unwrap();
         assert_eq!(OpKind::from_params(&p).unwrap_err().ecode(), -400);
     }
 

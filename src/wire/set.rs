@@ -56,13 +56,17 @@ impl<'a> Set<'a> {
             .iter()
             .enumerate()
             .map(|(i, h)| {
+                let metadata = match metadata.get(i) {
+                    Some(m) => metadata::from_text(m)?,
+                    None => None,
+                };
+                if let Some(m) = &metadata {
+                    rules.limits.metadata.check(m)?;
+                }
                 Ok(HostChange {
                     hostname: (*h).to_owned(),
                     status: statuses.get(i).map(|s| parse_status(s)).transpose()?,
-                    metadata: match metadata.get(i) {
-                        Some(m) => metadata::from_text(m)?,
-                        None => None,
-                    },
+                    metadata,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -132,16 +136,17 @@ mod tests {
     const RULES: Rules = Rules {
         now_ns: 1_000_000_000_000,
         max_skew_ns: 300_000_000_000,
+        limits: crate::wire::Limits::DEFAULT,
     };
 
     #[test]
     fn forwarded_set_decodes_to_the_same_changes() {
         let q = r#"zone=z&env=e&appid=a&hostname=h1,h2&status=1,2&metadata={"k":"1,2"}&metadata={}&set_timestamp=9"#;
-        let p = Params::parse(q.as_bytes(), b"");
+        let p = Params::parse(q.as_bytes(), b"").unwrap();
         let set = Set::from_params(&p, &RULES).unwrap();
         assert_eq!(set.origin, Origin::Client);
         let text = set.to_op(9).form(Hop::InZone);
-        let p2 = Params::parse(b"", text.as_bytes());
+        let p2 = Params::parse(b"", text.as_bytes()).unwrap();
         let back = Set::from_params(&p2, &RULES).unwrap();
         assert_eq!(back.origin, Origin::Peer);
         assert_eq!((back.at, back.set_ts), (set.at, Some(9)));
@@ -150,7 +155,7 @@ mod tests {
 
     #[test]
     fn lists_must_match_hostnames() {
-        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h1,h2&status=1", b"");
+        let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h1,h2&status=1", b"").unwrap();
         assert_eq!(
             Set::from_params(&p, &RULES).unwrap_err().context,
             "status has 1 values for 2 hostnames"
