@@ -716,6 +716,31 @@ mod tests {
     }
 
     #[test]
+    fn an_eviction_round_writes_each_app_once() {
+        let r = registry();
+        for n in 0..40 {
+            r.register(&reg("a", "z1", &format!("h{n}")), 0).unwrap();
+        }
+        for _ in 0..80 {
+            for n in 0..34 {
+                r.renew(&key("z1", &format!("h{n}")), 100 * SEC);
+            }
+        }
+        let before = r.snapshot("dev", "a").unwrap().latest_ts;
+        let rules = EvictionRules {
+            after_ns: 90 * SEC,
+            after_protected_ns: 3600 * SEC,
+        };
+        let report = r.evict(rules, 100 * SEC);
+        assert_eq!((report.expired, report.evicted), (6, 6));
+        // One write: the app's clock moved once, to `now`, not once per evicted instance.
+        let after = r.snapshot("dev", "a").unwrap();
+        assert!(before < 100 * SEC);
+        assert_eq!(after.latest_ts, 100 * SEC);
+        assert_eq!(after.len(), 34);
+    }
+
+    #[test]
     fn guard_follows_registers_and_cancels() {
         let r = registry();
         r.register(&reg("a", "z1", "h1"), 0).unwrap();

@@ -85,6 +85,7 @@ pub struct Setup {
     registry: BTreeMap<String, String>,
     auth: BTreeMap<String, String>,
     cluster: BTreeMap<String, String>,
+    raw_tables: Vec<(String, String)>,
     files: Vec<(String, String)>,
     args: Vec<String>,
     /// Pass the config file itself to `-conf` rather than its directory.
@@ -113,6 +114,7 @@ impl Setup {
             registry: BTreeMap::new(),
             auth: BTreeMap::new(),
             cluster: BTreeMap::new(),
+            raw_tables: Vec::new(),
             files: Vec::new(),
             args: Vec::new(),
             conf_file: false,
@@ -181,6 +183,12 @@ impl Setup {
         self
     }
 
+    /// A whole table with its lines as written, e.g. `("limits", "maxAddrs = 3")`.
+    pub fn raw_table(mut self, table: &str, lines: &str) -> Setup {
+        self.raw_tables.push((table.into(), lines.into()));
+        self
+    }
+
     /// Declares the tests' own address (127.0.0.1) a peer, for tests that play one.
     pub fn test_client_is_a_peer(self) -> Setup {
         self.auth("peerAddrs", r#"["127.0.0.1"]"#)
@@ -228,6 +236,9 @@ impl Setup {
             for (k, v) in keys {
                 t.push_str(&format!("{k} = {v}\n"));
             }
+        }
+        for (table, lines) in &self.raw_tables {
+            t.push_str(&format!("[{table}]\n{lines}\n"));
         }
         t
     }
