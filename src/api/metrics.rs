@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::answer::Answer;
 use super::context::Api;
-use crate::cluster::peer::{Peer, PeerStatus};
+use crate::cluster::peer::{DropReason, Peer, PeerStatus};
 use crate::error::Result;
 
 /// Handles `/metrics`.
@@ -74,8 +74,77 @@ pub(crate) fn handle<'a>(api: &Api, _: ()) -> Result<Answer<'a>> {
             "discovery_replication_dropped_total",
             "counter",
             "Replicated writes dropped (peer unreachable or queue full).",
-            count(&|p| p.dropped.load(Ordering::Relaxed) as i64),
+            count(&|p| p.dropped_total() as i64),
+        ),
+        (
+            "discovery_replication_retried_total",
+            "counter",
+            "Replicated writes sent again after a failed attempt.",
+            count(&|p| p.retried.load(Ordering::Relaxed) as i64),
         ),
     ]);
-    Ok(Answer::Metrics(text))
+    Ok(Answer::Metrics(per_peer(text, &all)))
+}
+
+/// Appends the per-peer series: status, queue depth, and ops sent, retried and dropped by
+/// reason, each labelled with the peer's address and zone.
+fn per_peer(mut text: String, peers: &[&std::sync::Arc<Peer>]) -> String {
+    use std::fmt::Write;
+    type Series = (&'static str, &'static str, &'static str, fn(&Peer) -> u64);
+    let series: [Series; 4] = [
+        (
+            "discovery_peer_up",
+            "gauge",
+            "1 while the peer's last call succeeded.",
+            |p| u64::from(p.status() == PeerStatus::Up),
+        ),
+        (
+            "discovery_peer_replication_queued",
+            "gauge",
+            "Writes waiting for the peer.",
+            |p| p.queued() as u64,
+        ),
+        (
+            "discovery_peer_replication_sent_total",
+            "counter",
+            "Writes delivered to the peer.",
+            |p| p.ops_sent.load(Ordering::Relaxed),
+        ),
+        (
+            "discovery_peer_replication_retried_total",
+            "counter",
+            "Writes sent to the peer again after a failed attempt.",
+            |p| p.retried.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for p in peers {
+            let _ = writeln!(
+                text,
+                "{name}{{peer=\"{}\",zone=\"{}\"}} {}",
+                p.addr,
+                p.zone,
+                value(p)
+            );
+        }
+    }
+    let name = "discovery_peer_replication_dropped_total";
+    let _ = writeln!(
+        text,
+        "# HELP {name} Writes for the peer dropped, by reason.\n# TYPE {name} counter"
+    );
+    for p in peers {
+        for (reason, count) in DropReason::ALL.iter().zip(&p.dropped) {
+            let _ = writeln!(
+                text,
+                "{name}{{peer=\"{}\",zone=\"{}\",reason=\"{}\"}} {}",
+                p.addr,
+                p.zone,
+                reason.label(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+    }
+    text
 }

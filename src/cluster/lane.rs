@@ -1,7 +1,8 @@
 //! The tasks that send a peer's queued ops: one per lane, each with its own keep-alive
-//! connection. A dead peer costs its timeouts and nothing more: a failed call drops what was
-//! queued for it (counted) or reroutes it to another node of the zone, and the lane backs off
-//! before trying again.
+//! connection. A failed call is tried again with backoff, the rest of the lane waiting behind
+//! it; after [`MAX_ATTEMPTS`] the batch goes to another node of its zone (for another zone) or
+//! is dropped, counted by reason. A dead peer therefore costs its timeouts, its bounded queue
+//! and nothing more; it resynchronises by itself (start-up sync, -404 on the next renew).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,16 +10,18 @@ use std::time::Duration;
 
 use super::handle::Cluster;
 use super::op::Op;
-use super::peer::{Peer, PeerStatus};
-use super::protocol::{send, send_batch};
+use super::peer::{DropReason, Peer, PeerStatus};
+use super::protocol::{batches, send, send_batch, Delivery};
 use crate::http::client::Client;
 
-/// Most ops in one `/discovery/replicate` request to a peer of ours.
+/// Most ops taken from a lane at once for a peer of ours.
 const BATCH_MAX: usize = 256;
 /// How long a lane to a peer of ours waits for more ops before sending a batch.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Attempts at one batch before it is given up (about 20 s of backoff).
+pub(super) const MAX_ATTEMPTS: u32 = 8;
 
 /// Calls a peer that just joined, so `nodes` shows its real status before the first write
 /// reaches it. Any HTTP answer counts: a peer in start-up protection answers 503.
@@ -37,10 +40,23 @@ pub(super) async fn probe(peer: Arc<Peer>, cluster: Arc<Cluster>) {
     }
 }
 
+/// One lane's sender: its connection and its backoff, which carries over from one batch to the
+/// next while the peer stays down.
+struct Sender {
+    peer: Arc<Peer>,
+    cluster: Arc<Cluster>,
+    client: Option<Client>,
+    backoff: Duration,
+}
+
 /// Sends the ops of one lane until the peer is closed and the lane drained.
 pub(super) async fn run(peer: Arc<Peer>, lane: usize, cluster: Arc<Cluster>) {
-    let mut client: Option<Client> = None;
-    let mut backoff = BACKOFF_FIRST;
+    let mut sender = Sender {
+        peer: peer.clone(),
+        cluster,
+        client: None,
+        backoff: BACKOFF_FIRST,
+    };
     while let Some(first) = peer.next(lane).await {
         let mut ops = vec![first];
         if peer.ours.load(Ordering::Relaxed) {
@@ -51,59 +67,83 @@ pub(super) async fn run(peer: Arc<Peer>, lane: usize, cluster: Arc<Cluster>) {
             }
             ops.extend(peer.take(lane, BATCH_MAX - 1));
         }
-        if client.is_none() {
-            let token = cluster.settings.peer_token.clone();
-            client = peer.resolve().map(|a| Client::new(a, token));
-        }
-        let Some(c) = client.as_mut() else {
-            peer.mark(PeerStatus::Lost, &"cannot resolve address");
-            reroute_or_drop(&peer, ops, lane, &cluster);
-            monoio::time::sleep(BACKOFF_MAX).await;
-            continue;
-        };
-        let sent = if ops.len() > 1 {
-            send_batch(c, &ops, &peer, &cluster).await
-        } else {
-            send(c, &ops[0], &peer, &cluster).await
-        };
-        match sent {
-            Ok(()) => {
-                peer.mark(PeerStatus::Up, &"ok");
-                peer.ops_sent.fetch_add(ops.len() as u64, Ordering::Relaxed);
-                backoff = BACKOFF_FIRST;
-            }
-            Err(e) => {
-                peer.mark(PeerStatus::Lost, &e);
-                reroute_or_drop(&peer, ops, lane, &cluster);
-                if peer.closing() {
-                    return;
-                }
-                monoio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
+        for batch in batches(ops, &peer) {
+            sender.deliver(batch).await;
         }
     }
 }
 
-/// After a failed call: ops for another zone go to another node of that zone that is up
-/// (any one of them will forward inside its zone); the others are dropped and counted.
-fn reroute_or_drop(peer: &Arc<Peer>, mut ops: Vec<Op>, lane: usize, cluster: &Cluster) {
-    ops.extend(peer.clear_lane(lane));
-    if !peer.own_zone {
-        let set = cluster.peers();
-        let alternative = set.zones.get(&peer.zone).and_then(|list| {
-            list.iter()
-                .find(|p| !Arc::ptr_eq(p, peer) && p.status() == PeerStatus::Up)
-        });
-        if let Some(alt) = alternative {
-            tracing::info!(peer = %peer.addr, to = %alt.addr, ops = ops.len(), "rerouting writes for zone {}", peer.zone);
-            for op in ops {
-                alt.submit(op);
+impl Sender {
+    /// Sends `ops` until they get through, the attempts run out, or the peer is closing.
+    async fn deliver(&mut self, ops: Vec<Op>) {
+        let peer = self.peer.clone();
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&ops).await {
+                Ok(delivery) => {
+                    peer.mark(PeerStatus::Up, &"ok");
+                    let sent = ops.len() as u64 - delivery.refused;
+                    peer.ops_sent.fetch_add(sent, Ordering::Relaxed);
+                    peer.drop_ops(delivery.refused, DropReason::Refused);
+                    self.backoff = BACKOFF_FIRST;
+                    return;
+                }
+                Err(e) => {
+                    peer.mark(PeerStatus::Lost, &e);
+                    // Any node of another zone will do: move on at once if one is up.
+                    if let Some(alt) = alternative(&peer, &self.cluster) {
+                        reroute(&peer, &alt, ops);
+                        return;
+                    }
+                    if peer.closing() || attempt >= MAX_ATTEMPTS {
+                        let why = if peer.closing() {
+                            DropReason::Shutdown
+                        } else {
+                            DropReason::Unreachable
+                        };
+                        peer.drop_ops(ops.len() as u64, why);
+                        return;
+                    }
+                    monoio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    attempt += 1;
+                    peer.retried.fetch_add(ops.len() as u64, Ordering::Relaxed);
+                }
             }
-            return;
         }
     }
-    // The peer resynchronises by itself: a restarted node syncs at start-up and a
-    // partitioned one answers the next renew with -404, which sends a register.
-    peer.drop_ops(ops.len() as u64, "peer unreachable");
+
+    async fn attempt(&mut self, ops: &[Op]) -> std::io::Result<Delivery> {
+        if self.client.is_none() {
+            let token = self.cluster.settings.peer_token.clone();
+            self.client = self.peer.resolve().map(|a| Client::new(a, token));
+        }
+        let Some(c) = self.client.as_mut() else {
+            return Err(std::io::Error::other("cannot resolve address"));
+        };
+        match ops {
+            [op] => send(c, op, &self.peer, &self.cluster).await,
+            _ => send_batch(c, ops, &self.peer, &self.cluster).await,
+        }
+    }
+}
+
+/// For a peer of another zone, another node of that zone that is up: any one of them forwards
+/// inside its zone.
+fn alternative(peer: &Arc<Peer>, cluster: &Cluster) -> Option<Arc<Peer>> {
+    if peer.own_zone {
+        return None;
+    }
+    let set = cluster.peers();
+    let list = set.zones.get(&peer.zone)?;
+    list.iter()
+        .find(|p| !Arc::ptr_eq(p, peer) && p.status() == PeerStatus::Up)
+        .cloned()
+}
+
+fn reroute(peer: &Peer, to: &Peer, ops: Vec<Op>) {
+    tracing::info!(peer = %peer.addr, to = %to.addr, ops = ops.len(), "rerouting writes for zone {}", peer.zone);
+    for op in ops {
+        to.submit(op);
+    }
 }

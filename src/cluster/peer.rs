@@ -33,6 +33,40 @@ impl PeerStatus {
     }
 }
 
+/// Why replicated ops were dropped, for the counters and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// The lane's queue was full (the peer is slow or down for long).
+    QueueFull,
+    /// Every attempt failed (connection, timeout, 5xx, a malformed or short answer).
+    Unreachable,
+    /// The peer refused the op itself (a 4xx, or an error code for it): sending it again
+    /// would not help.
+    Refused,
+    /// The node or the peer was stopping before the op could be sent.
+    Shutdown,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Peer::dropped`].
+    pub(crate) const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::Unreachable,
+        DropReason::Refused,
+        DropReason::Shutdown,
+    ];
+
+    /// The label `/metrics` shows.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Unreachable => "unreachable",
+            DropReason::Refused => "refused",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Lane {
     queue: Mutex<VecDeque<Op>>,
@@ -47,8 +81,10 @@ pub(crate) struct Peer {
     /// In this node's zone (gets every write) or another (gets client writes, re-forwards).
     pub(crate) own_zone: bool,
     status: AtomicU8,
-    /// Ops dropped: queue full, or lost with a failed call.
-    pub(crate) dropped: AtomicU64,
+    /// Ops dropped, by [`DropReason`] (in the order of [`DropReason::ALL`]).
+    pub(crate) dropped: [AtomicU64; 4],
+    /// Ops sent again after a failed attempt.
+    pub(crate) retried: AtomicU64,
     /// Ops delivered, and the requests that carried them (fewer when batched).
     pub(crate) ops_sent: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
@@ -68,7 +104,8 @@ impl Peer {
             zone,
             own_zone,
             status: AtomicU8::new(PeerStatus::Lost.code()),
-            dropped: AtomicU64::new(0),
+            dropped: Default::default(),
+            retried: AtomicU64::new(0),
             ops_sent: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
             ours: AtomicBool::new(false),
@@ -98,13 +135,18 @@ impl Peer {
         }
     }
 
-    /// Queues `op` without waiting; drops it when the lane is full.
+    /// Queues `op` without waiting; drops it (counted) when the lane is full or the peer is
+    /// closing, since its lanes may have ended.
     pub(crate) fn submit(&self, op: Op) {
+        if self.closing() {
+            self.drop_ops(1, DropReason::Shutdown);
+            return;
+        }
         let lane = &self.lanes[op.lane(LANES)];
         let mut q = lane.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= QUEUE_BOUND {
             drop(q);
-            self.drop_ops(1, "queue full");
+            self.drop_ops(1, DropReason::QueueFull);
             return;
         }
         let was_empty = q.is_empty();
@@ -116,12 +158,21 @@ impl Peer {
     }
 
     /// Counts `n` ops lost for reason `why`.
-    pub(super) fn drop_ops(&self, n: u64, why: &str) {
-        let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+    pub(super) fn drop_ops(&self, n: u64, why: DropReason) {
+        if n == 0 {
+            return;
+        }
+        let at = DropReason::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        let before = self.dropped[at].fetch_add(n, Ordering::Relaxed);
         // Log the first drop and then every thousandth, not every op of a dead peer.
         if before == 0 || (before + n) / 1000 > before / 1000 {
-            tracing::warn!(peer = %self.addr, dropped_total = before + n, why, "replication ops dropped");
+            tracing::warn!(peer = %self.addr, dropped = before + n, why = why.label(), "replication ops dropped");
         }
+    }
+
+    /// Ops dropped for any reason.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
     }
 
     /// Asks the lanes to finish what is queued and stop.
@@ -170,13 +221,17 @@ impl Peer {
         q.drain(..n).collect()
     }
 
-    /// Empties a lane, returning what it held.
-    pub(super) fn clear_lane(&self, lane: usize) -> Vec<Op> {
-        let mut q = self.lanes[lane]
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        q.drain(..).collect()
+    /// Empties every lane, returning how many ops they held.
+    pub(super) fn clear(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|l| {
+                let mut q = l.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let n = q.len();
+                q.clear();
+                n
+            })
+            .sum()
     }
 
     /// The peer's socket address, resolved now.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::handle::Cluster;
-use super::peer::{pick, Peer, LANES};
+use super::peer::{pick, DropReason, Peer, LANES};
 use super::{lane, membership, sync};
 use crate::identity::SELF_APPID;
 use crate::park::{CoreWaiters, Hub, Inbox, WakeKey};
@@ -77,8 +77,15 @@ impl Cluster {
                 .await
                 .is_err()
             {
-                tracing::warn!("replication queue not flushed before shutdown");
                 break;
+            }
+        }
+        // What did not get out in time is counted, not silently lost.
+        for p in self.peers().all() {
+            let left = p.clear();
+            if left > 0 {
+                tracing::warn!(peer = %p.addr, ops = left, "replication queue not flushed before shutdown");
+                p.drop_ops(left as u64, DropReason::Shutdown);
             }
         }
     }

@@ -105,14 +105,16 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         ),
         Err(e) => tracing::warn!(error = %e, "own registration was already gone"),
     }
-    cluster_stop.trigger();
-    if cluster_thread.join().is_err() {
-        tracing::error!("the cluster thread panicked");
-    }
+    // The cores stop taking writes first (they drain for at most 2 s); only then is the
+    // cluster told to stop, so every write a core acknowledged is queued before the lanes flush.
     for t in core_threads {
         if t.join().is_err() {
             tracing::error!("a core thread panicked");
         }
+    }
+    cluster_stop.trigger();
+    if cluster_thread.join().is_err() {
+        tracing::error!("the cluster thread panicked");
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,153 @@
+//! Replication that loses nothing it can retry, on real nodes: a peer that is briefly away gets
+//! every write once it is back, an op the peer refuses (413) costs only that op, and a peer that
+//! answers a batch with the wrong number of results is not taken as having received it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+
+use common::{hosts, reg, wait_until, Server, Setup};
+
+/// Two nodes of one zone (a knows b, b knows a) with short peer timeouts.
+fn pair(b_setup: impl FnOnce(Setup) -> Setup) -> (Server, Server) {
+    let a_addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let b = b_setup(
+        Setup::new()
+            .identity("sh001", "node-b")
+            .client("timeout", "500ms"),
+    )
+    .nodes(&[a_addr])
+    .start();
+    let a = Setup::new()
+        .identity("sh001", "node-a")
+        .client("timeout", "500ms")
+        .nodes(&[b.addr])
+        .http("addr", &a_addr.to_string())
+        .start();
+    (a, b)
+}
+
+fn hosts_on(s: &Server, appid: &str) -> usize {
+    let r = s.fetch(appid);
+    if r.code() != 0 {
+        return 0;
+    }
+    hosts(&r.data(), "sh001").len()
+}
+
+#[test]
+fn a_peer_that_was_away_gets_every_write_when_it_is_back() {
+    let (a, b) = pair(|s| s);
+    a.register(&reg("warm", "h0"));
+    wait_until("b to take writes", || {
+        (hosts_on(&b, "warm") == 1).then_some(())
+    });
+    // b stops answering (as a paused VM); a keeps taking writes meanwhile.
+    b.signal(libc::SIGSTOP);
+    for n in 0..40 {
+        a.register(&reg("away", &format!("h{n}")));
+    }
+    a.wait_metric("discovery_replication_retried_total", "above 0", |v| v > 0);
+    b.signal(libc::SIGCONT);
+    wait_until("b to receive all 40 writes", || {
+        (hosts_on(&b, "away") == 40).then_some(())
+    });
+    assert_eq!(a.metric("discovery_replication_dropped_total"), 0);
+}
+
+#[test]
+fn an_op_the_peer_refuses_costs_only_that_op() {
+    // b takes bodies of at most 16 KiB; a register whose metadata is 3,000 quote characters
+    // grows to 18 KB once JSON-escaped and form-encoded for the peer, so b answers 413 to it
+    // alone.
+    let (a, b) = pair(|s| s.http("maxBody", "16KiB"));
+    let big = format!(r#"{{"blob":"{}"}}"#, "\\\"".repeat(3_000));
+    a.register(&reg("mixed", "big").set("metadata", &big));
+    for n in 0..200 {
+        a.register(&reg("mixed", &format!("h{n}")));
+    }
+    wait_until("b to receive the 200 normal writes", || {
+        (hosts_on(&b, "mixed") == 200).then_some(())
+    });
+    a.wait_metric(
+        "discovery_replication_dropped_total",
+        "to count the refused op",
+        |v| v >= 1,
+    );
+    let text = a.get("/metrics").text().to_string();
+    assert!(text.contains("reason=\"refused\"} 1"), "{text}");
+    assert!(text.contains("reason=\"unreachable\"} 0"), "{text}");
+}
+
+/// A peer that says it is ours and answers every batch with no results at all.
+fn short_answering_peer() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                for _ in 0..10_000 {
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut skip = vec![0; len];
+                    if reader.read_exact(&mut skip).is_err() {
+                        return;
+                    }
+                    let body = r#"{"code":0,"message":"0","ttl":1,"data":[]}"#;
+                    let head = format!("HTTP/1.1 200 OK\r\nServer: discovery-rs\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if out
+                        .write_all(head.as_bytes())
+                        .and_then(|_| out.write_all(body.as_bytes()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_short_batch_answer_is_a_failure_not_a_delivery() {
+    let peer = short_answering_peer();
+    let a = Setup::new()
+        .nodes(&[peer])
+        .client("timeout", "500ms")
+        .start();
+    // The first single op teaches a that the peer is ours; then writes go in batches.
+    for n in 0..30 {
+        a.register(&reg("short", &format!("h{n}")));
+    }
+    a.wait_metric("discovery_replication_retried_total", "above 0", |v| v > 0);
+    let text = a.get("/metrics").text().to_string();
+    let sent: i64 = text
+        .lines()
+        .find(|l| l.starts_with("discovery_peer_replication_sent_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("a sent series for the peer");
+    assert!(
+        sent < 31,
+        "{sent} ops counted as delivered to a peer that answered none\n{text}"
+    );
+}
