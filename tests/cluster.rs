@@ -265,8 +265,9 @@ fn a_peer_that_never_answers_does_not_slow_writes() {
         slowest < Duration::from_millis(1500),
         "slowest write took {slowest:?}"
     );
-    // The stuck calls time out, the peer is marked lost and the ops are counted as dropped.
-    s.wait_metric("discovery_replication_dropped_total", "> 0", |v| v > 0);
+    // The stuck calls time out, the peer is marked lost and its ops are tried again (they are
+    // dropped, and counted, only after every attempt failed).
+    s.wait_metric("discovery_replication_retried_total", "> 0", |v| v > 0);
     assert_eq!(s.metric("discovery_peers_up"), 0);
     drop(silent);
 }

@@ -200,6 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_are_deduplicated_in_linear_time() {
+        // 200k distinct appids: comparing each with every earlier one (the old way) is 2e10
+        // string comparisons, minutes of CPU; a hash set takes milliseconds. The bound is
+        // generous on purpose.
+        let list: Vec<String> = (0..200_000).map(|i| format!("app{i}")).collect();
+        let p = query(&format!("appid={}&appid=app7", list.join(",")));
+        let started = std::time::Instant::now();
+        let unique = p.unique_list("appid");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(unique.len(), 200_000);
+        assert_eq!(unique[7], (7, "app7"));
+    }
+
+    #[test]
     fn bools_parse_like_go() {
         for v in ["1", "t", "T", "true", "TRUE", "True"] {
             assert!(query(&format!("replication={v}"))
