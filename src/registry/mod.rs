@@ -9,6 +9,8 @@
 
 pub mod encode;
 pub mod instance;
+#[cfg(test)]
+mod model_tests;
 pub mod self_preservation;
 pub mod snapshot;
 
