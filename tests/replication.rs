@@ -61,11 +61,10 @@ fn a_peer_that_was_away_gets_every_write_when_it_is_back() {
 
 #[test]
 fn an_op_the_peer_refuses_costs_only_that_op() {
-    // b takes bodies of at most 16 KiB; a register whose metadata is 3,000 quote characters
-    // grows to 18 KB once JSON-escaped and form-encoded for the peer, so b answers 413 to it
-    // alone.
+    // b takes bodies of at most 16 KiB; a register whose metadata is 6,000 `%` grows to 18 KB
+    // once form-encoded for the peer, so b answers 413 to it alone.
     let (a, b) = pair(|s| s.http("maxBody", "16KiB"));
-    let big = format!(r#"{{"blob":"{}"}}"#, "\\\"".repeat(3_000));
+    let big = format!(r#"{{"blob":"{}"}}"#, "%".repeat(6_000));
     a.register(&reg("mixed", "big").set("metadata", &big));
     for n in 0..200 {
         a.register(&reg("mixed", &format!("h{n}")));

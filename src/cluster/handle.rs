@@ -65,7 +65,7 @@ impl Settings {
             peer_token: config.auth.peer_token.as_deref().map(Arc::from),
             max_peers: config.cluster.max_peers,
             max_skew: config.registry.max_clock_skew,
-            limits: Limits::from_config(&config.limits),
+            limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
         }
     }
 }

@@ -72,7 +72,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         poll_hold: config.registry.poll_hold,
         access: Arc::new(Access::new(config.auth.clone())),
         max_clock_skew: config.registry.max_clock_skew,
-        limits: Limits::from_config(&config.limits),
+        limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
         shutdown: shutdown.watch(),
     };
     let core_threads = net::start(listeners, shared)?;

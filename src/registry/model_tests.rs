@@ -92,7 +92,11 @@ fn key<'a>(app: &'a str, host: &'a str) -> InstanceKey<'a> {
 }
 
 /// Checks that the registry holds exactly the model, and that no app's clock went back.
-fn agree(r: &Registry, model: &BTreeMap<(String, String), Model>, clocks: &mut BTreeMap<String, i64>) {
+fn agree(
+    r: &Registry,
+    model: &BTreeMap<(String, String), Model>,
+    clocks: &mut BTreeMap<String, i64>,
+) {
     for app in 0..3u8 {
         let appid = format!("app{app}");
         let want: Vec<(&String, &Model)> = model
@@ -120,12 +124,20 @@ fn agree(r: &Registry, model: &BTreeMap<(String, String), Model>, clocks: &mut B
                 .collect();
             assert_eq!(meta, m.meta, "{appid} {host}");
         }
-        let before = clocks.insert(appid.clone(), snap.latest_ts).unwrap_or(i64::MIN);
-        assert!(snap.latest_ts >= before, "{appid}: latest_timestamp went back");
+        let before = clocks
+            .insert(appid.clone(), snap.latest_ts)
+            .unwrap_or(i64::MIN);
+        assert!(
+            snap.latest_ts >= before,
+            "{appid}: latest_timestamp went back"
+        );
         // The prepared answer is valid JSON listing exactly these instances.
         let info = snap.info(None, 3).expect("an answer");
         let v: serde_json::Value = serde_json::from_slice(&info).expect("valid JSON");
-        assert_eq!(v["instances"]["z1"].as_array().map(Vec::len), Some(got.len()));
+        assert_eq!(
+            v["instances"]["z1"].as_array().map(Vec::len),
+            Some(got.len())
+        );
     }
 }
 
@@ -137,7 +149,12 @@ fn run(steps: Vec<Step>) {
     for step in steps {
         now += SEC;
         match step {
-            Step::Register { app, host, version, dirty } => {
+            Step::Register {
+                app,
+                host,
+                version,
+                dirty,
+            } => {
                 let (appid, hostname) = names(app, host);
                 let reg = Registration {
                     zone: "z1".into(),
@@ -186,7 +203,12 @@ fn run(steps: Vec<Step>) {
                 let k = (appid, hostname);
                 assert_eq!(gone.is_ok(), model.remove(&k).is_some());
             }
-            Step::Set { app, host, status, key: mk } => {
+            Step::Set {
+                app,
+                host,
+                status,
+                key: mk,
+            } => {
                 let (appid, hostname) = names(app, host);
                 let metadata = Some(vec![(format!("k{mk}").into(), format!("v{now}").into())]);
                 let change = HostChange {

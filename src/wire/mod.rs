@@ -16,7 +16,7 @@ pub mod replicate;
 pub mod scheduler;
 pub mod set;
 
-use form_urlencoded::Serializer;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use simd_json::OwnedValue;
 
 use crate::error::{Error, Result};
@@ -60,14 +60,8 @@ pub enum Hop {
 /// A peer form's start: inside the zone a forwarded write says `replication=true` (apply,
 /// don't forward); to another zone `replication=false` (apply and forward inside that zone),
 /// and always `from_zone=true` (never forward to further zones). Then the app's identity.
-fn peer_form(
-    hop: Hop,
-    region: &str,
-    zone: &str,
-    env: &str,
-    appid: &str,
-) -> Serializer<'static, String> {
-    let mut f = Serializer::new(String::with_capacity(256));
+fn peer_form(hop: Hop, region: &str, zone: &str, env: &str, appid: &str) -> PeerForm {
+    let mut f = PeerForm(String::with_capacity(256));
     f.append_pair(
         "replication",
         if hop == Hop::OtherZone {
@@ -82,6 +76,37 @@ fn peer_form(
     f.append_pair("env", env);
     f.append_pair("appid", appid);
     f
+}
+
+/// What a peer form escapes: only what would change the form's meaning (`%`, `&`, `=`, `+`,
+/// `#`, space, controls — a newline separates batch lines; `;`, which Go's `ParseQuery` refuses
+/// in a pair) and bytes outside ASCII. JSON
+/// metadata then travels nearly as large as it is, where full form-escaping tripled it.
+const FORM_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'%')
+    .add(b'&')
+    .add(b'=')
+    .add(b'+')
+    .add(b'#')
+    .add(b';');
+
+/// A form being written for a peer.
+struct PeerForm(String);
+
+impl PeerForm {
+    fn append_pair(&mut self, key: &str, value: &str) {
+        if !self.0.is_empty() {
+            self.0.push('&');
+        }
+        self.0.push_str(key);
+        self.0.push('=');
+        self.0.extend(utf8_percent_encode(value, FORM_ESCAPES));
+    }
+
+    fn finish(self) -> String {
+        self.0
+    }
 }
 
 /// A decimal integer as a form value.
@@ -121,6 +146,9 @@ pub struct Limits {
     pub metadata: MetadataLimit,
     /// Lines of one replicate batch (`maxBatchLines`).
     pub max_batch_lines: usize,
+    /// The body a peer takes (`httpServer.maxBody`, the same on every node): a write whose
+    /// forwarded form would be larger is refused up front rather than lost on the way.
+    pub max_body: usize,
 }
 
 impl Limits {
@@ -133,10 +161,11 @@ impl Limits {
             keys: 256,
         },
         max_batch_lines: 1024,
+        max_body: 1 << 20,
     };
 
     /// The limits `[limits]` configures.
-    pub(crate) fn from_config(c: &crate::config::LimitsConfig) -> Limits {
+    pub(crate) fn from_config(c: &crate::config::LimitsConfig, max_body: usize) -> Limits {
         Limits {
             max_appids: c.max_appids,
             max_addrs: c.max_addrs,
@@ -145,6 +174,7 @@ impl Limits {
                 keys: c.max_metadata_keys,
             },
             max_batch_lines: c.max_batch_lines,
+            max_body,
         }
     }
 

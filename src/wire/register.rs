@@ -54,6 +54,13 @@ impl Register {
         if let Some(m) = &reg.metadata {
             rules.limits.metadata.check(m)?;
         }
+        let forwarded = forwarded_len(&reg, rules.now_ns, rules.limits.max_body);
+        if forwarded > rules.limits.max_body {
+            return Err(Error::limit(format!(
+                "this register would be {forwarded} bytes once forwarded to a peer, above httpServer.maxBody ({})",
+                rules.limits.max_body
+            )));
+        }
         // A node's addresses become peers: a few are plenty, thousands would be an attack.
         if reg.appid == SELF_APPID && reg.addrs.len() > MAX_NODE_ADDRS {
             return Err(Error::bad_param(format!(
@@ -65,6 +72,35 @@ impl Register {
             origin: Origin::from_params(p)?,
         })
     }
+}
+
+/// The size of the form that would forward `reg` to a peer, where it matters: a cheap upper
+/// bound when that is within `max_body`, the exact size otherwise. Escaping can triple a byte.
+fn forwarded_len(reg: &Registration, now: i64, max_body: usize) -> usize {
+    let fields: usize = [
+        &reg.region,
+        &reg.zone,
+        &reg.env,
+        &reg.appid,
+        &reg.hostname,
+        &reg.version,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .chain(reg.addrs.iter().map(|a| a.len() + 8))
+    .chain(
+        reg.metadata
+            .iter()
+            .flatten()
+            .map(|(k, v)| 2 * (k.len() + v.len()) + 6),
+    )
+    .sum();
+    let bound = 3 * fields + 512;
+    if bound <= max_body {
+        return bound;
+    }
+    // The timestamps the form carries are 20 characters at most, whatever they are.
+    form(&Instance::new(reg, now, None), Hop::OtherZone).len() + 64
 }
 
 /// The form that forwards `inst` to a peer.
@@ -149,5 +185,105 @@ mod tests {
         );
         let p = Params::parse(b"zone=z&env=e&appid=a&hostname=h&status=3&addrs=x", b"").unwrap();
         assert_eq!(Register::from_params(&p, &RULES).unwrap_err().ecode(), -400);
+    }
+
+    mod round_trip {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::wire::Limits;
+
+        fn text() -> impl Strategy<Value = String> {
+            r#"[a-z][ -~\x01\x7fé"\\%&=+]{0,12}"#
+        }
+
+        fn registration() -> impl Strategy<Value = Registration> {
+            (
+                (text(), text(), text(), text(), text()),
+                proptest::collection::vec("[a-z]{1,8}://[0-9.:/a-z?=&%]{1,40}", 1..4),
+                proptest::collection::btree_map(
+                    r#"[ -~\x01é"\\]{1,8}"#,
+                    r#"[ -~\x01é"\\]{0,200}"#,
+                    0..12,
+                ),
+                1u32..=2,
+            )
+                .prop_map(
+                    |((zone, env, appid, hostname, version), addrs, meta, status)| Registration {
+                        region: "sh".into(),
+                        zone,
+                        env,
+                        appid,
+                        hostname,
+                        addrs,
+                        version,
+                        metadata: Some(
+                            meta.into_iter()
+                                .map(|(k, v)| (k.into(), v.into()))
+                                .collect(),
+                        ),
+                        status,
+                        ..Default::default()
+                    },
+                )
+        }
+
+        /// The form a client would send for `reg`.
+        fn client_form(reg: &Registration) -> String {
+            let mut f = form_urlencoded::Serializer::new(String::new());
+            f.append_pair("zone", &reg.zone);
+            f.append_pair("env", &reg.env);
+            f.append_pair("appid", &reg.appid);
+            f.append_pair("hostname", &reg.hostname);
+            f.append_pair("version", &reg.version);
+            f.append_pair("status", &reg.status.to_string());
+            for a in &reg.addrs {
+                f.append_pair("addrs", a);
+            }
+            let mut meta = Vec::new();
+            write_metadata(&mut meta, reg.metadata.as_ref());
+            f.append_pair("metadata", &String::from_utf8_lossy(&meta));
+            f.finish()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn the_peer_form_decodes_to_the_same_instance(reg in registration()) {
+                let inst = Instance::new(&reg, 1_000_000_000_000, None);
+                let text = form(&inst, Hop::InZone);
+                let p = Params::parse(b"", text.as_bytes()).unwrap();
+                let back = Register::from_params(&p, &RULES).unwrap().reg;
+                prop_assert_eq!(&back.zone, &reg.zone);
+                prop_assert_eq!(&back.env, &reg.env);
+                prop_assert_eq!(&back.appid, &reg.appid);
+                prop_assert_eq!(&back.hostname, &reg.hostname);
+                prop_assert_eq!(&back.version, &reg.version);
+                prop_assert_eq!(&back.addrs, &reg.addrs);
+                prop_assert_eq!(&back.metadata, &reg.metadata);
+                prop_assert_eq!(back.status, reg.status);
+                prop_assert_eq!(back.dirty_ts, Some(inst.dirty_ts));
+            }
+
+            #[test]
+            fn a_register_that_fits_is_forwarded_in_a_body_that_fits(reg in registration()) {
+                let rules = Rules {
+                    limits: Limits {
+                        max_body: 2048,
+                        ..Limits::DEFAULT
+                    },
+                    ..RULES
+                };
+                let sent = client_form(&reg);
+                let p = Params::parse(b"", sent.as_bytes()).unwrap();
+                if sent.len() <= rules.limits.max_body {
+                    if let Ok(accepted) = Register::from_params(&p, &rules) {
+                        let inst = Instance::new(&accepted.reg, rules.now_ns, None);
+                        prop_assert!(form(&inst, Hop::OtherZone).len() <= rules.limits.max_body);
+                    }
+                }
+            }
+        }
     }
 }
