@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::api::{Access, Api};
+use crate::api::{Access, Api, FetchAllCache};
 use crate::cluster::Cluster;
 use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
@@ -62,6 +62,7 @@ pub(crate) struct Shared {
     pub(crate) access: Arc<Access>,
     pub(crate) max_clock_skew: Duration,
     pub(crate) limits: wire::Limits,
+    pub(crate) fetch_all: Arc<FetchAllCache>,
     pub(crate) shutdown: ShutdownWatch,
 }
 
@@ -145,6 +146,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         access: shared.access,
         max_clock_skew: shared.max_clock_skew,
         limits: shared.limits,
+        fetch_all: shared.fetch_all,
         shutdown: shutdown.clone(),
     });
     // Connections of this core still open; `Rc<Cell>` because only this core counts them.

@@ -1,7 +1,6 @@
 //! The typed answers handlers return, and their one writer: each becomes a JSON envelope in the
 //! connection's output buffer. Errors are written by [`envelope::error`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +10,7 @@ use crate::cluster::peer::PeerStatus;
 use crate::error::{Error, Kind};
 use crate::http::response::{self, Framing};
 use crate::json;
-use crate::registry::encode::{write_instance, write_instances};
+use crate::registry::encode::write_instance;
 use crate::registry::instance::Instance;
 
 /// How a renewed instance compares with the sender's copy.
@@ -56,8 +55,6 @@ pub(crate) enum Answer<'a> {
     },
     /// renew: the instance with its new renew time.
     Renewed(Arc<Instance>, Standing),
-    /// fetch/all: every instance by appid.
-    All(BTreeMap<Box<str>, Vec<Arc<Instance>>>),
     Nodes(Vec<NodeInfo>),
     /// replicate: one result per line, echoing instances up to `echo_budget` bytes.
     Batch {
@@ -101,21 +98,6 @@ impl Answer<'_> {
                 let (code, message) = renew_code(standing);
                 let mut e = Envelope::begin(out, framing, 200, code, message);
                 write_instance(e.field("data"), &inst);
-                e.end();
-            }
-            Answer::All(all) => {
-                let mut e = Envelope::begin(out, framing, 200, 0, "0");
-                let data = e.field("data");
-                data.push(b'{');
-                for (n, (appid, list)) in all.iter().enumerate() {
-                    if n > 0 {
-                        data.push(b',');
-                    }
-                    json::write_str(data, appid);
-                    data.push(b':');
-                    write_instances(data, list.iter().map(|i| i.as_ref()));
-                }
-                data.push(b'}');
                 e.end();
             }
             Answer::Nodes(nodes) => write_nodes(out, framing, &nodes),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::Access;
+use super::fetch::FetchAllCache;
 use crate::clock;
 use crate::cluster::Cluster;
 use crate::identity::Identity;
@@ -31,6 +32,8 @@ pub(crate) struct Api {
     pub(crate) max_clock_skew: Duration,
     /// Size limits of messages.
     pub(crate) limits: Limits,
+    /// The encoded `fetch/all`, shared by the cores.
+    pub(crate) fetch_all: Arc<FetchAllCache>,
     pub(crate) shutdown: ShutdownWatch,
 }
 

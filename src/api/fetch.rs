@@ -1,9 +1,20 @@
 //! GET `/discovery/fetch`, `/discovery/fetchs` and `/discovery/fetch/all`: reads, answered from
 //! the apps' prepared snapshot bytes without taking a lock.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
 use super::answer::Answer;
 use super::context::Api;
+use crate::clock;
 use crate::error::{Error, Result};
+use crate::json;
+use crate::registry::encode::write_instances;
+use crate::registry::instance::Instance;
+use crate::registry::Registry;
 use crate::wire::fetch::{Fetch, Fetchs};
 
 /// Handles fetch: one app's InstanceInfo.
@@ -28,7 +39,70 @@ pub(crate) fn fetchs<'a>(api: &Api, req: Fetchs<'a>) -> Result<Answer<'a>> {
     Ok(Answer::Infos(found))
 }
 
-/// Handles fetch/all: every instance, grouped by appid, with current renew times.
+/// Handles fetch/all: every instance, grouped by appid, with renew times at most a second old.
 pub(crate) fn all<'a>(api: &Api, _: ()) -> Result<Answer<'a>> {
-    Ok(Answer::All(api.registry.all_instances()))
+    Ok(Answer::Info(api.fetch_all.get(&api.registry)))
+}
+
+/// The encoded `fetch/all` data, shared by every core. Encoding a large registry takes a core
+/// for a while and as much memory as the answer, so it is done at most once per change (and per
+/// second, for the renew times), by one core at a time; while one core encodes, the others
+/// answer with the latest encoding.
+#[derive(Default)]
+pub(crate) struct FetchAllCache {
+    latest: Mutex<Option<Encoded>>,
+    building: AtomicBool,
+}
+
+struct Encoded {
+    generation: u64,
+    second: i64,
+    data: Bytes,
+}
+
+impl FetchAllCache {
+    fn get(&self, registry: &Registry) -> Bytes {
+        let generation = registry.generation();
+        let second = clock::now_ns() / 1_000_000_000;
+        let latest = |fresh_only: bool| {
+            let cached = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            cached
+                .as_ref()
+                .filter(|c| !fresh_only || (c.generation, c.second) == (generation, second))
+                .map(|c| c.data.clone())
+        };
+        if let Some(data) = latest(true) {
+            return data;
+        }
+        if self.building.swap(true, Ordering::AcqRel) {
+            if let Some(data) = latest(false) {
+                return data;
+            }
+        }
+        let data = encode(&registry.all_instances());
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Encoded {
+            generation,
+            second,
+            data: data.clone(),
+        });
+        self.building.store(false, Ordering::Release);
+        data
+    }
+}
+
+/// `{appid: [instance, ...], ...}`.
+fn encode(all: &BTreeMap<Box<str>, Vec<Arc<Instance>>>) -> Bytes {
+    let size: usize = all.values().map(|l| l.len() * 400).sum();
+    let mut data = Vec::with_capacity(size + 2);
+    data.push(b'{');
+    for (n, (appid, list)) in all.iter().enumerate() {
+        if n > 0 {
+            data.push(b',');
+        }
+        json::write_str(&mut data, appid);
+        data.push(b':');
+        write_instances(&mut data, list.iter().map(|i| i.as_ref()));
+    }
+    data.push(b'}');
+    Bytes::from(data)
 }

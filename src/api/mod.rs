@@ -37,6 +37,7 @@ pub(crate) use access::Access;
 use access::{Credentials, Level, Need};
 use answer::Answer;
 pub(crate) use context::Api;
+pub(crate) use fetch::FetchAllCache;
 use poll::{ParkedPoll, Polled};
 
 /// Every endpoint.

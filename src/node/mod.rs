@@ -73,6 +73,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         access: Arc::new(Access::new(config.auth.clone())),
         max_clock_skew: config.registry.max_clock_skew,
         limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
+        fetch_all: Arc::default(),
         shutdown: shutdown.watch(),
     };
     let core_threads = net::start(listeners, shared)?;

@@ -17,6 +17,7 @@ pub mod snapshot;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -177,6 +178,9 @@ pub struct Registry {
     schedulers: DashMap<AppKey, Bytes>,
     self_preservation: SelfPreservation,
     hub: Arc<Hub>,
+    /// Bumped by every published change (not by renews), so a whole-registry answer can be
+    /// cached until the next one.
+    generation: AtomicU64,
 }
 
 impl Registry {
@@ -187,7 +191,13 @@ impl Registry {
             schedulers: DashMap::new(),
             self_preservation: SelfPreservation::new(cores),
             hub,
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Changes published so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The self-preservation state.
@@ -246,6 +256,7 @@ impl Registry {
             };
             let now_empty = next.is_empty();
             app.snapshot.store(Arc::new(next));
+            self.generation.fetch_add(1, Ordering::Release);
             if now_empty {
                 self.unlist(env, appid, &app, &mut listing);
             }
