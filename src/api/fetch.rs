@@ -9,7 +9,6 @@ use bytes::Bytes;
 
 use super::answer::Answer;
 use super::context::Api;
-use crate::clock;
 use crate::error::{Error, Result};
 use crate::json;
 use crate::registry::encode::write_instances;
@@ -39,15 +38,15 @@ pub(crate) fn fetchs<'a>(api: &Api, req: Fetchs<'a>) -> Result<Answer<'a>> {
     Ok(Answer::Infos(found))
 }
 
-/// Handles fetch/all: every instance, grouped by appid, with renew times at most a second old.
+/// Handles fetch/all: every instance, grouped by appid, with current renew times.
 pub(crate) fn all<'a>(api: &Api, _: ()) -> Result<Answer<'a>> {
     Ok(Answer::Info(api.fetch_all.get(&api.registry)))
 }
 
 /// The encoded `fetch/all` data, shared by every core. Encoding a large registry takes a core
-/// for a while and as much memory as the answer, so it is done at most once per change (and per
-/// second, for the renew times), by one core at a time; while one core encodes, the others
-/// answer with the latest encoding.
+/// for a while and as much memory as the answer, so it is done again only after a change or a
+/// renew, and by one core at a time: while one core encodes, the others answer with the
+/// latest encoding (so under a steady stream of renews, renew times may be one encoding old).
 #[derive(Default)]
 pub(crate) struct FetchAllCache {
     latest: Mutex<Option<Encoded>>,
@@ -55,20 +54,22 @@ pub(crate) struct FetchAllCache {
 }
 
 struct Encoded {
-    generation: u64,
-    second: i64,
+    /// The registry's changes and renews when it was encoded.
+    version: (u64, i64),
     data: Bytes,
 }
 
 impl FetchAllCache {
     fn get(&self, registry: &Registry) -> Bytes {
-        let generation = registry.generation();
-        let second = clock::now_ns() / 1_000_000_000;
+        let version = (
+            registry.generation(),
+            registry.self_preservation().renews_total(),
+        );
         let latest = |fresh_only: bool| {
             let cached = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             cached
                 .as_ref()
-                .filter(|c| !fresh_only || (c.generation, c.second) == (generation, second))
+                .filter(|c| !fresh_only || c.version == version)
                 .map(|c| c.data.clone())
         };
         if let Some(data) = latest(true) {
@@ -81,8 +82,7 @@ impl FetchAllCache {
         }
         let data = encode(&registry.all_instances());
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Encoded {
-            generation,
-            second,
+            version,
             data: data.clone(),
         });
         self.building.store(false, Ordering::Release);

@@ -49,7 +49,7 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
     let now = clock::now_ns();
     let count = regs.len();
     for reg in &regs {
-        if let Err(e) = cluster.registry.register(reg, now) {
+        if let Err(e) = cluster.registry.register_synced(reg, now) {
             tracing::warn!(error = %e, appid = %reg.appid, "start-up sync: register failed");
         }
     }

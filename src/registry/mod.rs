@@ -143,6 +143,13 @@ struct App {
     snapshot: ArcSwap<Snapshot>,
 }
 
+/// What a register does with a copy of the same version as the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tie {
+    Replace,
+    Keep,
+}
+
 /// One host's part of a `set`.
 #[derive(Debug, Clone)]
 pub struct HostChange {
@@ -280,17 +287,36 @@ impl Registry {
 
     /// Registers (or replaces) an instance. A replicated register older than the stored instance
     /// (by dirty_timestamp) is ignored. Returns the instance now stored.
+    ///
+    /// A register without a version of its own (a client's) gets `max(now, replaced + 1)`: it
+    /// wins over the version it replaces whatever the clock of the node that wrote that one
+    /// (hybrid-logical-clock style), so a node whose clock runs behind a peer's cannot lose a
+    /// client's re-register to the older copy.
     pub fn register(&self, reg: &Registration, now: i64) -> Result<Arc<Instance>> {
+        self.register_with(reg, now, Tie::Replace)
+    }
+
+    /// Registers a peer's copy from a start-up sync: only a strictly newer version replaces
+    /// what is here, so an equal copy never overwrites this node's own registration.
+    pub fn register_synced(&self, reg: &Registration, now: i64) -> Result<Arc<Instance>> {
+        self.register_with(reg, now, Tie::Keep)
+    }
+
+    fn register_with(&self, reg: &Registration, now: i64, tie: Tie) -> Result<Arc<Instance>> {
         let mut added = false;
         let inst = self.write(&reg.env, &reg.appid, true, |cur| {
             let old = cur.find(&reg.zone, &reg.hostname);
             if let (Some(old), Some(dirty)) = (old, reg.dirty_ts) {
-                if dirty < old.dirty_ts {
+                if dirty < old.dirty_ts || (dirty == old.dirty_ts && tie == Tie::Keep) {
                     return Ok((None, old.clone()));
                 }
             }
             added = old.is_none();
-            let inst = Arc::new(Instance::new(reg, now, old.map(|o| o.up_ts)));
+            let mut inst = Instance::new(reg, now, old.map(|o| o.up_ts));
+            if let (None, Some(old)) = (reg.dirty_ts, old) {
+                inst.dirty_ts = inst.dirty_ts.max(old.dirty_ts.saturating_add(1));
+            }
+            let inst = Arc::new(inst);
             let latest = bump(cur.latest_ts, reg.latest_ts.unwrap_or(now));
             let mut zones = cur.zones.clone();
             snapshot::upsert(&mut zones, inst.clone());
@@ -726,6 +752,41 @@ mod tests {
         let report = r.evict(rules, 3700 * SEC);
         assert!(report.protected);
         assert_eq!(report.evicted, 17 - (17.0 * 0.85) as usize);
+    }
+
+    #[test]
+    fn a_client_register_wins_over_a_version_from_a_clock_ahead() {
+        let r = registry();
+        // A peer whose clock runs two minutes ahead wrote the version here.
+        let mut ahead = reg("a", "z1", "h1");
+        ahead.dirty_ts = Some(1_000 * SEC + 120 * SEC);
+        ahead.version = "v1".into();
+        r.register(&ahead, 1_000 * SEC).unwrap();
+        // The owner re-registers through this node, whose clock says 1,001 s.
+        let mut again = reg("a", "z1", "h1");
+        again.version = "v2".into();
+        let stored = r.register(&again, 1_001 * SEC).unwrap();
+        assert_eq!(&*stored.version, "v2");
+        assert_eq!(stored.dirty_ts, 1_120 * SEC + 1);
+        // Replicated to the node ahead, it is newer there too.
+        let mut there = reg("a", "z1", "h1");
+        there.dirty_ts = Some(stored.dirty_ts);
+        assert!(there.dirty_ts > ahead.dirty_ts);
+    }
+
+    #[test]
+    fn a_synced_copy_of_the_same_version_keeps_what_is_here() {
+        let r = registry();
+        let mine = r.register(&reg("a", "z1", "h1"), 10 * SEC).unwrap();
+        let mut copy = reg("a", "z1", "h1");
+        copy.dirty_ts = Some(mine.dirty_ts);
+        copy.version = "peer".into();
+        copy.up_ts = Some(1);
+        let kept = r.register_synced(&copy, 20 * SEC).unwrap();
+        assert!(Arc::ptr_eq(&kept, &mine));
+        copy.dirty_ts = Some(mine.dirty_ts + 1);
+        let newer = r.register_synced(&copy, 20 * SEC).unwrap();
+        assert_eq!((&*newer.version, newer.up_ts), ("peer", 1));
     }
 
     #[test]

@@ -175,12 +175,18 @@ fn run(steps: Vec<Step>) {
                 };
                 if !stale {
                     let meta = BTreeMap::new();
+                    // A client's register (no version of its own) wins over the one it replaces.
+                    let dirty = match (reg.dirty_ts, model.get(&k)) {
+                        (Some(d), _) => d,
+                        (None, Some(old)) => now.max(old.dirty.saturating_add(1)),
+                        (None, None) => now,
+                    };
                     model.insert(
                         k.clone(),
                         Model {
                             version: reg.version.clone(),
                             status: 1,
-                            dirty: reg.dirty_ts.unwrap_or(now),
+                            dirty,
                             meta,
                             renewed: now,
                         },

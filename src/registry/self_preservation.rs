@@ -13,7 +13,10 @@ const PROTECT_BELOW: f64 = 0.85;
 #[derive(Debug)]
 pub struct SelfPreservation {
     expected_per_window: AtomicI64,
-    renews_this_window: PerCore<AtomicI64>,
+    /// Renews ever counted, per core; a window is the difference between two rolls.
+    renews: PerCore<AtomicI64>,
+    /// The sum of `renews` at the last roll.
+    renews_at_roll: AtomicI64,
     renews_last_window: AtomicI64,
 }
 
@@ -22,7 +25,8 @@ impl SelfPreservation {
     pub(crate) fn new(cores: usize) -> SelfPreservation {
         SelfPreservation {
             expected_per_window: AtomicI64::new(0),
-            renews_this_window: PerCore::new(cores),
+            renews: PerCore::new(cores),
+            renews_at_roll: AtomicI64::new(0),
             renews_last_window: AtomicI64::new(0),
         }
     }
@@ -49,19 +53,20 @@ impl SelfPreservation {
 
     /// One renew arrived.
     pub(crate) fn count_renew(&self) {
-        self.renews_this_window
-            .mine()
-            .fetch_add(1, Ordering::Relaxed);
+        self.renews.mine().fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes the current window; its count becomes the one `protected` judges by.
     pub(crate) fn roll_window(&self) {
-        let n: i64 = self
-            .renews_this_window
-            .iter()
-            .map(|c| c.swap(0, Ordering::Relaxed))
-            .sum();
-        self.renews_last_window.store(n, Ordering::Relaxed);
+        let total = self.renews_total();
+        let before = self.renews_at_roll.swap(total, Ordering::Relaxed);
+        self.renews_last_window
+            .store(total - before, Ordering::Relaxed);
+    }
+
+    /// Renews counted since start, over all cores: it moves whenever any renew time does.
+    pub fn renews_total(&self) -> i64 {
+        self.renews.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// Renews expected per window, and the threshold under which protection is on.

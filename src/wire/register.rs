@@ -38,7 +38,8 @@ impl Register {
             dirty_ts: rules.timestamp(p, "dirty_timestamp")?,
             latest_ts: rules.timestamp(p, "latest_timestamp")?,
             renew_ts: None,
-            up_ts: None,
+            // Only our peers send it (the original does not): nodes then agree on it.
+            up_ts: rules.timestamp(p, "up_timestamp")?,
             addrs,
         };
         if reg.addrs.is_empty() {
@@ -118,6 +119,7 @@ pub fn form(inst: &Instance, hop: Hop) -> String {
     write_metadata(&mut meta, i.metadata.as_ref());
     f.append_pair("metadata", &String::from_utf8_lossy(&meta));
     f.append_pair("reg_timestamp", &int(i.reg_ts));
+    f.append_pair("up_timestamp", &int(i.up_ts));
     f.append_pair("dirty_timestamp", &int(i.dirty_ts));
     f.append_pair("latest_timestamp", &int(i.latest_ts));
     f.finish()
@@ -264,6 +266,7 @@ mod tests {
                 prop_assert_eq!(&back.metadata, &reg.metadata);
                 prop_assert_eq!(back.status, reg.status);
                 prop_assert_eq!(back.dirty_ts, Some(inst.dirty_ts));
+                prop_assert_eq!(back.up_ts, Some(inst.up_ts));
             }
 
             #[test]
