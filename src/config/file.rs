@@ -92,6 +92,14 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         self_renew_interval: s.get("selfrenewinterval", as_period)?.unwrap_or(secs(30)),
         scheduler_reload: s.get("schedulerreload", as_period)?.unwrap_or(secs(5)),
         max_clock_skew: s.get("maxclockskew", as_period)?.unwrap_or(secs(300)),
+        snapshot: s
+            .get("snapshot", as_string)?
+            .filter(|p| !p.is_empty())
+            .map(|p| match &dir {
+                Some(base) => base.join(p),
+                None => PathBuf::from(p),
+            }),
+        snapshot_interval: s.get("snapshotinterval", as_period)?.unwrap_or(secs(30)),
     };
     s.finish(&mut warnings);
 

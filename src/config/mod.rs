@@ -153,6 +153,11 @@ pub(crate) struct RegistryConfig {
     /// Timestamps a request or a peer sends may be at most this far ahead of this node's
     /// clock (`maxClockSkew`, default 5m).
     pub(crate) max_clock_skew: Duration,
+    /// Where the registry is saved for a warm restart (`snapshot`, relative to the config
+    /// file's directory; off by default, on in the embedded default).
+    pub(crate) snapshot: Option<PathBuf>,
+    /// How often it is saved (`snapshotInterval`, default 30s), and at a graceful stop.
+    pub(crate) snapshot_interval: Duration,
 }
 
 /// Who may do what (`[auth]`), an extension of ours; see `docs/SECURITY.md`. Every field

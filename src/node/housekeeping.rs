@@ -76,6 +76,7 @@ impl Housekeeping {
         let mut recount = Chore::new(cfg.guard_recount, start);
         let mut renew_self = Chore::new(cfg.self_renew_interval, start);
         let mut reload = Chore::new(cfg.scheduler_reload, start);
+        let mut save = Chore::new(cfg.snapshot_interval, start);
         let protect_until = start + cfg.protect_timeout;
         let rules = EvictionRules {
             after_ns: nanos(cfg.evict_after),
@@ -100,9 +101,19 @@ impl Housekeeping {
                     self.apply_schedulers(dir);
                 }
             }
+            if let Some(path) = &cfg.snapshot {
+                if save.due(now) {
+                    if let Err(e) = super::persist::save(path, &self.registry) {
+                        tracing::error!(path = %path.display(), error = %e, "snapshot not written");
+                    }
+                }
+            }
             let mut next = evict.next.min(recount.next).min(renew_self.next);
             if schedulers.is_some() {
                 next = next.min(reload.next);
+            }
+            if cfg.snapshot.is_some() {
+                next = next.min(save.next);
             }
             if self.cluster.protected() {
                 next = next.min(protect_until);

@@ -4,6 +4,7 @@
 //! in order: cancel the node's own registration, let the cluster deliver it, join everything.
 
 mod housekeeping;
+mod persist;
 mod schedulers;
 
 use std::io;
@@ -50,6 +51,11 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         metrics: metrics.clone(),
         timings: config.registry.clone(),
     };
+    let limits = Limits::from_config(&config.limits, config.http_server.max_body_bytes);
+    if let Some(path) = &config.registry.snapshot {
+        let evict_after = i64::try_from(config.registry.evict_after.as_nanos()).unwrap_or(i64::MAX);
+        persist::load(path, &registry, evict_after, limits);
+    }
     let mut schedulers = config.dir.as_deref().map(SchedulerDir::new);
     if let Some(dir) = schedulers.as_mut() {
         chores.apply_schedulers(dir);
@@ -72,7 +78,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         poll_hold: config.registry.poll_hold,
         access: Arc::new(Access::new(config.auth.clone())),
         max_clock_skew: config.registry.max_clock_skew,
-        limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
+        limits,
         fetch_all: Arc::default(),
         shutdown: shutdown.watch(),
     };
@@ -111,6 +117,12 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
     for t in core_threads {
         if t.join().is_err() {
             tracing::error!("a core thread panicked");
+        }
+    }
+    // Every acknowledged write is in: save it for the next start.
+    if let Some(path) = &config.registry.snapshot {
+        if let Err(e) = persist::save(path, &registry) {
+            tracing::error!(path = %path.display(), error = %e, "snapshot not written at stop");
         }
     }
     cluster_stop.trigger();

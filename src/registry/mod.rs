@@ -445,7 +445,42 @@ impl Registry {
         all
     }
 
-    fn snapshots(&self) -> Vec<Arc<Snapshot>> {
+    /// Restores one app as it was saved (see `node::persist`): its instances with every
+    /// timestamp they had, and its `latest_timestamp`, in one write. An instance already here
+    /// in a newer version is kept.
+    pub fn restore_app(&self, regs: &[Registration], latest_ts: i64, now: i64) -> usize {
+        let Some(first) = regs.first() else {
+            return 0;
+        };
+        let (env, appid) = (first.env.as_str(), first.appid.as_str());
+        let restored = self.write(env, appid, true, |cur| {
+            let mut zones = cur.zones.clone();
+            let mut restored = 0;
+            for reg in regs
+                .iter()
+                .filter(|r| (r.env.as_str(), r.appid.as_str()) == (env, appid))
+            {
+                let old = cur.find(&reg.zone, &reg.hostname);
+                if old.is_some_and(|o| reg.dirty_ts.is_some_and(|d| d <= o.dirty_ts)) {
+                    continue;
+                }
+                snapshot::upsert(&mut zones, Arc::new(Instance::new(reg, now, None)));
+                restored += 1;
+            }
+            if restored == 0 {
+                return Ok((None, 0));
+            }
+            let latest = bump(cur.latest_ts, latest_ts);
+            let sched = self.scheduler_of(env, appid);
+            Ok((Some(Snapshot::new(zones, latest, sched)), restored))
+        });
+        let restored = restored.unwrap_or(0);
+        self.recount();
+        restored
+    }
+
+    /// The current snapshot of every app.
+    pub fn snapshots(&self) -> Vec<Arc<Snapshot>> {
         // Collect first: a dashmap iterator holds shard locks that writers would wait on.
         let apps: Vec<Arc<App>> = self.apps.iter().map(|r| r.value().clone()).collect();
         apps.iter().map(|a| a.snapshot.load_full()).collect()

@@ -8,6 +8,10 @@ use super::{json_value, metadata, Rules};
 use crate::registry::instance::Registration;
 
 /// Reads one instance object; its timestamps must pass `rules`.
+pub(crate) fn registration_from(v: &OwnedValue, rules: &Rules) -> Result<Registration, String> {
+    registration(v, rules)
+}
+
 fn registration(v: &OwnedValue, rules: &Rules) -> Result<Registration, String> {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
     let t = |k: &str| v.get(k).and_then(|x| x.as_i64()).filter(|t| *t > 0);

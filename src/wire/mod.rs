@@ -15,6 +15,7 @@ pub mod renew;
 pub mod replicate;
 pub mod scheduler;
 pub mod set;
+pub mod snapshot;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use simd_json::OwnedValue;
