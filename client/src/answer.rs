@@ -128,7 +128,8 @@ mod tests {
     fn writes_answer_code_zero_without_data() {
         for server in SERVERS {
             for name in ["register", "set", "cancel"] {
-                done(server, &fixture(server, name)).unwrap_or_else(|e| panic!("{server} {name}: {e}"));
+                done(server, &fixture(server, name))
+                    .unwrap_or_else(|e| panic!("{server} {name}: {e}"));
             }
         }
     }
@@ -140,7 +141,10 @@ mod tests {
             assert_eq!(i.hostname, "h1", "{server}");
             assert_eq!(i.appid, "demo.fixture");
             assert_eq!(i.addrs, ["http://10.0.0.1:8000", "grpc://10.0.0.1:9000"]);
-            assert_eq!(i.metadata["list"], "a,b", "{server}: a comma in a value survives");
+            assert_eq!(
+                i.metadata["list"], "a,b",
+                "{server}: a comma in a value survives"
+            );
             assert_eq!(i.metadata["weight"], "10");
             assert_eq!(i.status, Status::Up);
             assert!(i.renew_timestamp >= i.reg_timestamp && i.reg_timestamp > 0);
@@ -170,10 +174,17 @@ mod tests {
             assert_eq!(hosts(&info), ["h1", "h2"], "{server}");
             assert!(info.latest_timestamp > 0);
             let h2 = info.iter().find(|i| i.hostname == "h2").unwrap();
-            assert!(h2.metadata.is_empty(), "{server}: no metadata is null or {{}}");
+            assert!(
+                h2.metadata.is_empty(),
+                "{server}: no metadata is null or {{}}"
+            );
             let apps: Option<crate::Apps> = ok(server, &fixture(server, "fetchs")).unwrap();
             let apps = apps.unwrap();
-            assert_eq!(apps.keys().collect::<Vec<_>>(), ["demo.fixture"], "{server}");
+            assert_eq!(
+                apps.keys().collect::<Vec<_>>(),
+                ["demo.fixture"],
+                "{server}"
+            );
             assert!(apps["demo.fixture"].same_instances(&info));
         }
     }
@@ -184,7 +195,9 @@ mod tests {
             let p = polls(server, &fixture(server, "polls")).unwrap().unwrap();
             assert_eq!(hosts(&p.apps["demo.fixture"]), ["h1", "h2"], "{server}");
             assert_eq!(p.missing, ["unknown.fixture"], "{server}");
-            assert!(polls(server, &fixture(server, "polls_304")).unwrap().is_none());
+            assert!(polls(server, &fixture(server, "polls_304"))
+                .unwrap()
+                .is_none());
         }
     }
 
@@ -200,18 +213,25 @@ mod tests {
         assert_eq!(h1.metadata["weight"], "20");
         assert_eq!(h1.metadata["list"], "a,b", "set merges metadata");
         // The original bumps only a per-zone timestamp, so the poll waits out its hold.
-        assert!(polls("go", &fixture("go", "polls_after_set")).unwrap().is_none());
+        assert!(polls("go", &fixture("go", "polls_after_set"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn the_nodes_are_learnt_from_a_poll_of_infra_discovery() {
         for server in SERVERS {
-            let p = polls(server, &fixture(server, "polls_self")).unwrap().unwrap();
+            let p = polls(server, &fixture(server, "polls_self"))
+                .unwrap()
+                .unwrap();
             let mut nodes = Nodes::new("sh001", &["seed:1".to_string()], 1, COOLDOWN);
             assert!(nodes.learn(&p.apps[SELF_APPID]), "{server}");
             let known = nodes.known();
             assert_eq!(known.len(), 2, "{server}: {known:?}");
-            assert!(known[0].starts_with("127.0.0.1:1717"), "{server}: {known:?}");
+            assert!(
+                known[0].starts_with("127.0.0.1:1717"),
+                "{server}: {known:?}"
+            );
         }
     }
 
