@@ -406,7 +406,9 @@ async fn a_watch_goes_on_at_another_node_when_its_node_is_killed() {
 
     let mut watch = consumer.watch([APP]).expect("watch");
     let both = [nodes[0].addr(), nodes[1].addr()];
-    let _p1 = client(&both, "provider-1")
+    let renewing = config(&both, "provider-1").renew_interval(Duration::from_millis(200));
+    let _p1 = Client::new(renewing)
+        .expect("client")
         .register(service(9001))
         .await
         .expect("register p1");
@@ -423,6 +425,16 @@ async fn a_watch_goes_on_at_another_node_when_its_node_is_killed() {
     let (dead, alive) = if victim == a_addr { (0, 1) } else { (1, 0) };
     blocking(|| nodes[dead].kill());
     let survivor = nodes[alive].addr();
+    // The provider's renews go on at the survivor (the dead node forwards nothing any more).
+    let renewed_at = |addr| {
+        let r = raw_get(addr, "/discovery/fetch/all");
+        r["data"][APP][0]["renew_timestamp"].as_i64()
+    };
+    let before = blocking(|| renewed_at(survivor)).expect("provider-1 on the survivor");
+    eventually("a renew of provider-1 at the survivor", || {
+        (renewed_at(survivor)? > before).then_some(())
+    })
+    .await;
 
     let _p2 = Client::new(config(&[survivor], "provider-2").self_discovery(false))
         .expect("client")
