@@ -115,7 +115,7 @@ impl Client {
 
 impl Shared {
     pub fn nodes(&self) -> MutexGuard<'_, Nodes> {
-        // Nodes stays consistent even if a holder panicked: every update is one assignment.
+        // A holder that panicked leaves at worst an outdated node list, still a usable one.
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 

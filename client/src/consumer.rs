@@ -81,7 +81,8 @@ impl Client {
                 "watch needs at least one non-empty appid".into(),
             ));
         }
-        // One set in hand is enough: a slow reader gets the newest set when it reads again.
+        // One set in hand: a slow reader holds the polls back, and the poll after its read
+        // brings it up to date (at once, as the timestamps it sends are then behind).
         let (tx, rx) = mpsc::channel(1);
         let task = tokio::spawn(long_poll(self.clone(), appids, tx));
         Ok(Watch { rx, task })
