@@ -224,6 +224,8 @@ mod tests {
             let p = polls(server, &fixture(server, "polls_self"))
                 .unwrap()
                 .unwrap();
+            // Nothing missing: `[]` from ours, `null` from the Go original.
+            assert!(p.missing.is_empty(), "{server}");
             let mut nodes = Nodes::new("sh001", &["seed:1".to_string()], 1, COOLDOWN);
             assert!(nodes.learn(&p.apps[SELF_APPID]), "{server}");
             let known = nodes.known();
