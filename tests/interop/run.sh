@@ -5,8 +5,9 @@
 #   tests/interop/run.sh -run SDK   extra arguments go to `go test`
 #
 # Builds our server (cargo, debug) and the Go original (bilibili/discovery
-# v1.2.0), runs the Go tests in this directory, stops every process it started
-# and ends with a line "N passed, M failed" (exit status 1 if M > 0).
+# v1.2.0), runs the Go tests in this directory, then our client crate's
+# end-to-end tests (tests/sdk.rs) against the Go original, stops every process
+# it started and ends with a line "N passed, M failed" (exit status 1 if M > 0).
 # Build outputs and node logs go to .cache/ beside this script.
 
 set -u
@@ -113,5 +114,31 @@ read -r passed failed skipped < <(awk '
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
     echo "interop: go test exited with status $status (build error, panic or time-out; see $log)"
     failed=1
+fi
+
+# --- our Rust client crate against the Go original ---------------------------
+# The end-to-end tests of client/ (tests/sdk.rs) again, with the Go original's
+# binary as every node; each test counts as one.
+phase "cargo test --test sdk against the Go original"
+sdk_log=$CACHE/logs/sdk-go.log
+if [ "$go_node_ok" = 1 ]; then
+    SDK_TEST_SERVER_BIN=$CACHE/bin/discovery-go setsid timeout "$TEST_TIMEOUT" \
+        cargo test --manifest-path "$ROOT/Cargo.toml" --test sdk >"$sdk_log" 2>&1 &
+    test_pid=$!
+    wait "$test_pid"
+    sdk_status=$?
+    test_pid=
+    grep -E '^test |panicked|^test result' "$sdk_log"
+    read -r sdk_passed sdk_failed < <(sed -n \
+        's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$sdk_log" | tail -n 1)
+    passed=$((passed + ${sdk_passed:-0}))
+    failed=$((failed + ${sdk_failed:-0}))
+    if [ "$sdk_status" -ne 0 ] && [ "${sdk_failed:-0}" -eq 0 ]; then
+        echo "interop: cargo test --test sdk exited with status $sdk_status (see $sdk_log)"
+        failed=$((failed + 1))
+    fi
+else
+    echo "interop: no Go original binary; the client tests against it count as one failure"
+    failed=$((failed + 1))
 fi
 finish "$passed" "$failed" "$skipped"
