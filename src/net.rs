@@ -16,7 +16,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::api::Api;
 use crate::cluster::Cluster;
-use crate::config::HttpServerConfig;
+use crate::config::{Config, HttpServerConfig};
 use crate::http::conn::{self, Limits};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: Arc<Config>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) http: HttpServerConfig,
     pub(crate) poll_hold: Duration,
@@ -106,7 +107,9 @@ fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
             return;
         }
     };
-    tracing::info!(core, driver = driver_name(&runtime), "core started");
+    let driver = driver_name(&runtime);
+    let _ = shared.metrics.driver.set(driver);
+    tracing::info!(core, driver, "core started");
     runtime.block_on(serve_core(core, listener, shared));
 }
 
@@ -136,6 +139,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         cluster: shared.cluster,
         identity: shared.identity,
         metrics: shared.metrics,
+        config: shared.config,
         waiters,
         poll_hold: shared.poll_hold,
         shutdown: shutdown.clone(),

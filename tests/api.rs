@@ -626,7 +626,7 @@ fn metrics_are_prometheus_text() {
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain")),
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
         "{:?}",
         r.header("content-type")
     );
@@ -665,7 +665,6 @@ fn unknown_path_and_wrong_method() {
     let s = Server::start();
     let mut c = s.connect();
     for target in [
-        "/",
         "/discovery",
         "/discovery/nope",
         "/discovery/fetch/",

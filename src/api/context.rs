@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
+use crate::config::Config;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::park::CoreWaiters;
@@ -18,9 +19,20 @@ pub(crate) struct Api {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The effective configuration, for the dashboard's config page.
+    pub(crate) config: Arc<Config>,
     /// This core's parked polls; `Rc` because only this core's tasks touch them.
     pub(crate) waiters: Rc<CoreWaiters>,
     /// How long a poll is held before -304.
     pub(crate) poll_hold: Duration,
     pub(crate) shutdown: ShutdownWatch,
+}
+
+impl Api {
+    /// True when an admin token is configured, so that the dashboard may offer to change an
+    /// instance's status (with that token). Until the `[auth]` section exists there is no
+    /// admin token, and the dashboard stays read-only.
+    pub(crate) fn admin_configured(&self) -> bool {
+        false
+    }
 }

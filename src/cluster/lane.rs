@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::handle::Cluster;
 use super::op::Op;
-use super::peer::{Peer, PeerStatus};
+use super::peer::{DropReason, Peer, PeerStatus};
 use super::protocol::{send, send_batch};
 use crate::http::client::Client;
 
@@ -32,7 +32,12 @@ pub(super) async fn probe(peer: Arc<Peer>, cluster: Arc<Cluster>) {
         .call("GET", "/discovery/nodes", "", s.dial, s.timeout)
         .await
     {
-        Ok(_) => peer.mark(PeerStatus::Up, &"answered"),
+        Ok(reply) => {
+            if reply.ours {
+                peer.ours.store(true, Ordering::Relaxed);
+            }
+            peer.mark(PeerStatus::Up, &"answered")
+        }
         Err(e) => peer.mark(PeerStatus::Lost, &e),
     }
 }
@@ -96,6 +101,7 @@ fn reroute_or_drop(peer: &Arc<Peer>, mut ops: Vec<Op>, lane: usize, cluster: &Cl
         });
         if let Some(alt) = alternative {
             tracing::info!(peer = %peer.addr, to = %alt.addr, ops = ops.len(), "rerouting writes for zone {}", peer.zone);
+            peer.retried.fetch_add(ops.len() as u64, Ordering::Relaxed);
             for op in ops {
                 alt.submit(op);
             }
@@ -104,5 +110,5 @@ fn reroute_or_drop(peer: &Arc<Peer>, mut ops: Vec<Op>, lane: usize, cluster: &Cl
     }
     // The peer resynchronises by itself: a restarted node syncs at start-up and a
     // partitioned one answers the next renew with -404, which sends a register.
-    peer.drop_ops(ops.len() as u64, "peer unreachable");
+    peer.drop_ops(ops.len() as u64, DropReason::Unreachable);
 }

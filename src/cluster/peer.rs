@@ -3,13 +3,15 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
 
 use super::op::Op;
+use crate::clock;
+use crate::metrics::{Histogram, BATCH_BOUNDS};
 
 /// Connections (and queues) per peer.
 pub(crate) const LANES: usize = 4;
@@ -33,6 +35,28 @@ impl PeerStatus {
     }
 }
 
+/// Why replicated ops were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// The lane's queue was full when the op was queued.
+    QueueFull = 0,
+    /// A call failed and no other node of the zone could take the ops.
+    Unreachable = 1,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Peer::dropped`].
+    pub(crate) const ALL: [DropReason; 2] = [DropReason::QueueFull, DropReason::Unreachable];
+
+    /// The label metrics and logs use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Unreachable => "unreachable",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Lane {
     queue: Mutex<VecDeque<Op>>,
@@ -47,11 +71,18 @@ pub(crate) struct Peer {
     /// In this node's zone (gets every write) or another (gets client writes, re-forwards).
     pub(crate) own_zone: bool,
     status: AtomicU8,
-    /// Ops dropped: queue full, or lost with a failed call.
-    pub(crate) dropped: AtomicU64,
+    /// Ops dropped, by [`DropReason`].
+    dropped: [AtomicU64; 2],
     /// Ops delivered, and the requests that carried them (fewer when batched).
     pub(crate) ops_sent: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
+    /// Ops tried again: rerouted to another node of the zone after a failed call to this
+    /// one, or resent one by one after this peer refused a batch.
+    pub(crate) retried: AtomicU64,
+    /// Ops per request sent (written by the cluster thread only).
+    pub(crate) batch_sizes: Histogram<{ BATCH_BOUNDS.len() }>,
+    /// Unix time in nanoseconds of the last successful call; 0 before the first.
+    last_ok_ns: AtomicI64,
     /// The peer named itself ours: ops go to it in batches.
     pub(super) ours: AtomicBool,
     /// Set when the peer left the cluster or the node is stopping: lanes finish their queue
@@ -68,9 +99,12 @@ impl Peer {
             zone,
             own_zone,
             status: AtomicU8::new(PeerStatus::Lost.code()),
-            dropped: AtomicU64::new(0),
+            dropped: Default::default(),
             ops_sent: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            batch_sizes: Histogram::default(),
+            last_ok_ns: AtomicI64::new(0),
             ours: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             lanes: Default::default(),
@@ -86,8 +120,38 @@ impl Peer {
         }
     }
 
+    /// Unix time in nanoseconds of the last successful call (0: none yet).
+    pub(crate) fn last_ok_ns(&self) -> i64 {
+        self.last_ok_ns.load(Ordering::Relaxed)
+    }
+
+    /// What software the peer runs: "ours", "go" (the original, or anything not naming itself
+    /// ours), or "unknown" before it first answered.
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.ours.load(Ordering::Relaxed) {
+            "ours"
+        } else if self.last_ok_ns() == 0 {
+            "unknown"
+        } else {
+            "go"
+        }
+    }
+
+    /// Ops dropped for `reason`.
+    pub(crate) fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Ops dropped for any reason.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        DropReason::ALL.iter().map(|&r| self.dropped(r)).sum()
+    }
+
     /// Records the outcome of a call, logging changes.
     pub(crate) fn mark(&self, status: PeerStatus, why: &dyn std::fmt::Display) {
+        if status == PeerStatus::Up {
+            self.last_ok_ns.store(clock::now_ns(), Ordering::Relaxed);
+        }
         if self.status.swap(status.code(), Ordering::Relaxed) != status.code() {
             match status {
                 PeerStatus::Up => tracing::info!(peer = %self.addr, zone = %self.zone, "peer up"),
@@ -104,7 +168,7 @@ impl Peer {
         let mut q = lane.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= QUEUE_BOUND {
             drop(q);
-            self.drop_ops(1, "queue full");
+            self.drop_ops(1, DropReason::QueueFull);
             return;
         }
         let was_empty = q.is_empty();
@@ -115,12 +179,12 @@ impl Peer {
         }
     }
 
-    /// Counts `n` ops lost for reason `why`.
-    pub(super) fn drop_ops(&self, n: u64, why: &str) {
-        let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+    /// Counts `n` ops lost for `reason`.
+    pub(super) fn drop_ops(&self, n: u64, reason: DropReason) {
+        let before = self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed);
         // Log the first drop and then every thousandth, not every op of a dead peer.
         if before == 0 || (before + n) / 1000 > before / 1000 {
-            tracing::warn!(peer = %self.addr, dropped_total = before + n, why, "replication ops dropped");
+            tracing::warn!(peer = %self.addr, dropped_total = before + n, reason = reason.name(), "replication ops dropped");
         }
     }
 

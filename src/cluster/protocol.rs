@@ -10,6 +10,7 @@ use super::op::Op;
 use super::peer::Peer;
 use crate::clock;
 use crate::http::client::Client;
+use crate::metrics::BATCH_BOUNDS;
 use crate::wire::replicate;
 use crate::wire::{answer, instance, Hop};
 
@@ -34,6 +35,7 @@ pub(super) async fn send(
         .call("POST", path, &op.form(hop(peer)), s.dial, s.timeout)
         .await?;
     peer.requests_sent.fetch_add(1, Ordering::Relaxed);
+    peer.batch_sizes.observe(&BATCH_BOUNDS, 1);
     if reply.ours {
         peer.ours.store(true, Ordering::Relaxed);
     }
@@ -67,10 +69,12 @@ pub(super) async fn send_batch(
         .call("POST", "/discovery/replicate", &body, s.dial, s.timeout)
         .await?;
     peer.requests_sent.fetch_add(1, Ordering::Relaxed);
+    peer.batch_sizes.observe(&BATCH_BOUNDS, ops.len() as u64);
     // 404/405: an older peer without the endpoint; 413: a peer whose maxBody is below a batch.
     if matches!(reply.status, 404 | 405 | 413) {
         tracing::info!(peer = %peer.addr, status = reply.status, "peer does not take batches; sending ops one by one");
         peer.ours.store(false, Ordering::Relaxed);
+        peer.retried.fetch_add(ops.len() as u64, Ordering::Relaxed);
         for op in ops {
             send(c, op, peer, cluster).await?;
         }
