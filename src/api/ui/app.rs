@@ -37,7 +37,8 @@ pub(crate) fn handle<'a>(api: &Api, q: AppQuery<'_>) -> Result<Answer<'a>> {
     let mut o = Obj::new(&mut out);
     o.str("env", q.env)
         .str("appid", q.appid)
-        .int("latest_ts", snap.latest_ts)
+        // A string: a JavaScript number would round it, and the page polls with it.
+        .str("latest_ts", &snap.latest_ts.to_string())
         .int("now", clock::now_ns());
     array(o.field("instances"), snap.instances(), |out, inst| {
         let mut i = Obj::new(out);
