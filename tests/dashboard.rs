@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{ident, reg, wait_until, Conn, Server, Setup, TempDir};
+use common::{ident, reg, wait_until, Conn, Setup, TempDir};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 

@@ -111,7 +111,7 @@ mod tests {
         let mut out = Vec::new();
         let mut o = Obj::new(&mut out);
         o.str("a", "x\"y").int("n", -3).bool("t", true);
-        array(o.field("l"), [1, 2], |out, n| json::write_int(out, n));
+        array(o.field("l"), [1, 2], json::write_int);
         o.end();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
