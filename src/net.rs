@@ -16,7 +16,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::api::Api;
 use crate::cluster::Cluster;
-use crate::config::{Config, HttpServerConfig};
+use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
@@ -55,7 +55,8 @@ pub(crate) struct Shared {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) config: Arc<Config>,
+    /// The effective configuration, secrets masked, for the dashboard.
+    pub(crate) effective_config: Arc<[(String, String)]>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) http: HttpServerConfig,
     pub(crate) poll_hold: Duration,
@@ -139,7 +140,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         cluster: shared.cluster,
         identity: shared.identity,
         metrics: shared.metrics,
-        config: shared.config,
+        effective_config: shared.effective_config,
         waiters,
         poll_hold: shared.poll_hold,
         shutdown: shutdown.clone(),

@@ -44,10 +44,10 @@ function headers() {
 async function api(path, signal) {
   const r = await fetch(path, { headers: headers(), signal });
   const body = await r.json().catch(() => null);
-  if (!body) throw new Error(`${path}: HTTP ${r.status}`);
-  if (body.code !== 0) {
-    const e = new Error(`${path}: ${body.message} (${body.code})`);
-    e.code = body.code;
+  if (!body || body.code !== 0) {
+    const e = new Error(body ? `${path}: ${body.message} (${body.code})` : `${path}: HTTP ${r.status}`);
+    e.code = body && body.code;
+    e.status = r.status;
     throw e;
   }
   return body.data;
@@ -359,16 +359,25 @@ async function render() {
 }
 
 async function start() {
+  // The token field shows where a token is of use: the node checks an admin token (status
+  // changes are then offered), or it refuses to be read without a token.
+  let refused = false;
   try {
     const o = await api("/ui/api/overview");
     admin = o.admin;
     document.getElementById("node").textContent = `${o.addr} · ${o.zone} · ${o.env}`;
     document.title = `discovery · ${o.addr}`;
   } catch (e) {
+    refused = e.status === 401 || e.status === 403;
     showError(e);
   }
-  // Changing a status is offered only where the node has an admin token to check it against.
-  tokenBox.hidden = !admin;
+  tokenBox.hidden = !(admin || refused);
+  if (refused) {
+    tokenBox.firstChild.textContent = "Token ";
+    tokenInput.placeholder = "read or admin token";
+    // Once a token is entered, start over with it.
+    tokenInput.addEventListener("change", () => location.reload(), { once: true });
+  }
   window.addEventListener("hashchange", render);
   render();
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::config::Config;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::park::CoreWaiters;
@@ -19,8 +18,9 @@ pub(crate) struct Api {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
-    /// The effective configuration, for the dashboard's config page.
-    pub(crate) config: Arc<Config>,
+    /// The effective configuration as key/value text, secrets masked (the dashboard's config
+    /// page): computed once at start, as the configuration never changes while running.
+    pub(crate) effective_config: Arc<[(String, String)]>,
     /// This core's parked polls; `Rc` because only this core's tasks touch them.
     pub(crate) waiters: Rc<CoreWaiters>,
     /// How long a poll is held before -304.

@@ -66,7 +66,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         cluster: cluster.clone(),
         identity: identity.clone(),
         metrics,
-        config: Arc::new(config.clone()),
+        effective_config: config.effective().into(),
         hub,
         http: config.http_server.clone(),
         poll_hold: config.registry.poll_hold,

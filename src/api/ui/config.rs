@@ -9,9 +9,8 @@ use crate::json;
 
 /// Handles the config view: `[[key, value], ...]` in the file's order.
 pub(crate) fn handle<'a>(api: &Api, _: ()) -> Result<Answer<'a>> {
-    let pairs = api.config.effective();
     let mut out = Vec::with_capacity(2048);
-    array(&mut out, &pairs, |out, (k, v)| {
+    array(&mut out, api.effective_config.iter(), |out, (k, v)| {
         out.push(b'[');
         json::write_str(out, k);
         out.push(b',');

@@ -64,16 +64,19 @@ impl<'a> Obj<'a> {
         self.out
     }
 
+    /// Field `key` with a string value.
     pub(super) fn str(&mut self, key: &str, value: &str) -> &mut Self {
         json::write_str(self.field(key), value);
         self
     }
 
+    /// Field `key` with an integer value.
     pub(super) fn int(&mut self, key: &str, value: impl itoa::Integer) -> &mut Self {
         json::write_int(self.field(key), value);
         self
     }
 
+    /// Field `key` with a boolean value.
     pub(super) fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         let v: &[u8] = if value { b"true" } else { b"false" };
         self.field(key).extend_from_slice(v);
