@@ -305,3 +305,32 @@ impl Service for Api {
         parked.resume(self, out, framing)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_its_own_metrics_slot_and_name() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(r.slot(), i, "{r:?} is out of order in Route::ALL");
+        }
+        let mut names: Vec<&str> = Route::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Route::ALL.len());
+        // The last variant is in the list, so no route is left without a slot.
+        assert_eq!(Route::ALL.last(), Some(&Route::UiConfig));
+    }
+
+    #[test]
+    fn dashboard_routes_are_explicit() {
+        for path in ["/", "/ui", "/ui/", "/ui/index.html"] {
+            assert_eq!(Route::find(Method::Get, path), Ok(Route::UiPage));
+        }
+        assert_eq!(Route::find(Method::Get, "/ui/api/apps"), Ok(Route::UiApps));
+        assert_eq!(Route::find(Method::Get, "/ui/nope.js"), Err(404));
+        assert_eq!(Route::find(Method::Post, "/"), Err(405));
+        assert!(Route::UiApp.is_protected_read() && !Route::UiOverview.is_protected_read());
+    }
+}
