@@ -335,6 +335,15 @@ fn dashboard_shows_apps_instances_and_peers_live() {
     );
     assert_eq!(page.count("#instances button"), json!(0));
     page.screenshot("app.png");
+    page.eval(
+        "(() => { const s = document.getElementById('host-search'); s.value = 'sh002'; \
+         s.dispatchEvent(new Event('input')); })()",
+    );
+    page.wait_for(
+        "the instances of zone sh002",
+        "[...document.querySelectorAll('#instances tbody tr')].map(r => r.dataset.host).join(',')",
+        json!("cart-4,cart-5"),
+    );
 
     // Overview.
     page.goto(&format!("{base}/#/overview"));

@@ -214,8 +214,14 @@ async function apps() {
 async function app(env, appid) {
   const title = el("h1", {}, appid, el("span", { class: "muted" }, ` · ${env}`));
   const status = el("p", { class: "muted", id: "live" });
+  const state = { filter: "", page: 0 };
+  const search = el("input", {
+    type: "search", placeholder: "Search hostname, zone, address…", id: "host-search",
+    oninput: () => { state.filter = search.value.trim().toLowerCase(); state.page = 0; draw(); },
+  });
+  const pager = el("span", {});
   const table = el("table", { id: "instances" });
-  main.replaceChildren(title, status, table);
+  main.replaceChildren(title, status, el("div", { class: "toolbar" }, search, pager), table);
   let data = null;
   let fetchedAt = 0;
   const mine = view;
@@ -226,11 +232,23 @@ async function app(env, appid) {
     if (!data) return;
     // Ages run on from the node's clock at the last answer.
     const now = data.now + (performance.now() - fetchedAt) * 1e6;
+    const f = state.filter;
+    const rows = data.instances.filter((i) => !f || i.hostname.toLowerCase().includes(f) ||
+      i.zone.toLowerCase().includes(f) || i.addrs.some((a) => a.toLowerCase().includes(f)));
+    // A large app is shown a page at a time, so the page stays responsive.
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    state.page = Math.min(state.page, pages - 1);
+    const shown = rows.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+    pager.replaceChildren(
+      el("button", { disabled: state.page === 0, onclick: () => { state.page--; draw(); } }, "‹ Prev"),
+      ` page ${state.page + 1} / ${pages} `,
+      el("button", { disabled: state.page >= pages - 1, onclick: () => { state.page++; draw(); } }, "Next ›"),
+    );
     const head = ["Hostname", "Zone", "Addresses", "Version", "Status", "Metadata", "Last renew", "Registered"];
     if (canSet()) head.push("Change status");
     table.replaceChildren(
       el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
-      el("tbody", {}, data.instances.map((i) => el("tr", { "data-host": i.hostname },
+      el("tbody", {}, shown.map((i) => el("tr", { "data-host": i.hostname },
         el("td", {}, i.hostname),
         el("td", {}, i.zone),
         el("td", { class: "meta" }, i.addrs.map((a) => el("div", {}, a))),
@@ -281,6 +299,8 @@ async function app(env, appid) {
       const r = await fetch(q, { headers: headers(), signal: mine.abort.signal });
       const body = await r.json().catch(() => null);
       if (!body || (body.code !== 0 && body.code !== -304)) await sleep(2000);
+      // An app that changes all the time is reloaded at most twice a second.
+      else await sleep(Math.max(0, 500 - (performance.now() - fetchedAt)));
     } catch (e) {
       if (mine.stopped) return;
       if (e.code === -404) {
