@@ -152,8 +152,9 @@ impl Route {
         }
     }
 
-    /// Reads refused while start-up protection is on. The dashboard stays readable: it is how
-    /// an operator sees that the node is protected.
+    /// Reads refused while start-up protection is on. The dashboard's apps and app are reads of
+    /// the registry like fetch; its overview, cluster and config pages stay readable, which is
+    /// how an operator sees that the node is protected.
     fn is_protected_read(self) -> bool {
         matches!(
             self,
