@@ -388,7 +388,8 @@ async function start() {
     document.getElementById("node").textContent = `${o.addr} · ${o.zone} · ${o.env}`;
     document.title = `discovery · ${o.addr}`;
   } catch (e) {
-    refused = e.status === 401 || e.status === 403;
+    // Refused for want of a token: HTTP 401/403, or those ecodes in an envelope.
+    refused = [401, 403].includes(e.status) || [-401, -403].includes(e.code);
     showError(e);
   }
   tokenBox.hidden = !(admin || refused);
