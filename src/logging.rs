@@ -1,17 +1,18 @@
 //! Process-wide logging set-up, called once by the binary after the config is loaded.
 //!
-//! Owns the `tracing` subscriber: the `RUST_LOG` filter and the destinations
-//! chosen by `[log]` (standard output and/or `<dir>/discovery.log`).
+//! Owns the `tracing` subscriber: the `RUST_LOG` filter, the destinations
+//! chosen by `[log]` (standard output and/or `<dir>/discovery.log`) and their format (text, or
+//! one JSON object a line with `format = "json"`).
 
 use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, LogFormat};
 
 /// Name of the log file inside `log.dir`.
 pub const LOG_FILE: &str = "discovery.log";
@@ -28,16 +29,27 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
         Some(dir) => Some(open_log_file(dir)?),
         None => None,
     };
+    let json = log.format == LogFormat::Json;
     // A service that logs nowhere hides its failures, so with neither
     // destination configured stdout is used anyway.
     let stdout = (log.stdout || file.is_none()).then(|| {
-        // Colour codes only help a terminal; they garble journald and `docker logs`.
-        tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal())
+        let layer = tracing_subscriber::fmt::layer();
+        if json {
+            layer.json().boxed()
+        } else {
+            // Colour codes only help a terminal; they garble journald and `docker logs`.
+            layer.with_ansi(std::io::stdout().is_terminal()).boxed()
+        }
     });
     let file = file.map(|f| {
-        tracing_subscriber::fmt::layer()
+        let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
-            .with_writer(Mutex::new(f))
+            .with_writer(Mutex::new(f));
+        if json {
+            layer.json().boxed()
+        } else {
+            layer.boxed()
+        }
     });
 
     tracing_subscriber::registry()
@@ -81,6 +93,7 @@ mod tests {
         let e = init(&LogConfig {
             stdout: false,
             dir: Some(blocker.clone()),
+            format: LogFormat::Json,
         })
         .unwrap_err();
         assert!(e.contains("blocker"), "{e}");
@@ -88,17 +101,23 @@ mod tests {
         init(&LogConfig {
             stdout: false,
             dir: Some(nested.clone()),
+            format: LogFormat::Json,
         })
         .unwrap();
         // Error level passes any RUST_LOG a developer might have set, short of `off`.
-        tracing::error!("logging-test-marker");
+        tracing::error!(peer = "p1", "logging-test-marker");
         let text = std::fs::read_to_string(nested.join(LOG_FILE)).unwrap();
         assert!(text.contains("logging-test-marker"), "{text}");
+        // One JSON object per line, with the event's fields.
+        let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(line["level"], "ERROR", "{text}");
+        assert_eq!(line["fields"]["peer"], "p1", "{text}");
         assert!(!text.contains('\u{1b}'), "no colour codes in files");
 
         let again = init(&LogConfig {
             stdout: true,
             dir: None,
+            format: LogFormat::Text,
         });
         assert!(again.is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The effective configuration, secrets masked, for the dashboard.
+    pub(crate) effective_config: Arc<[(String, String)]>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) http: HttpServerConfig,
     pub(crate) poll_hold: Duration,
@@ -111,7 +113,9 @@ fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
             return;
         }
     };
-    tracing::info!(core, driver = driver_name(&runtime), "core started");
+    let driver = driver_name(&runtime);
+    let _ = shared.metrics.driver.set(driver);
+    tracing::info!(core, driver, "core started");
     runtime.block_on(serve_core(core, listener, shared));
 }
 
@@ -141,6 +145,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         cluster: shared.cluster,
         identity: shared.identity,
         metrics: shared.metrics,
+        effective_config: shared.effective_config,
         waiters,
         poll_hold: shared.poll_hold,
         access: shared.access,

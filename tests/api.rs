@@ -633,7 +633,7 @@ fn metrics_are_prometheus_text() {
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain")),
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
         "{:?}",
         r.header("content-type")
     );
@@ -672,7 +672,6 @@ fn unknown_path_and_wrong_method() {
     let s = Server::start();
     let mut c = s.connect();
     for target in [
-        "/",
         "/discovery",
         "/discovery/nope",
         "/discovery/fetch/",
@@ -697,4 +696,107 @@ fn unknown_path_and_wrong_method() {
     }
     // The connection survived all of them.
     assert_eq!(c.get("/discovery/nodes").code(), 0);
+}
+
+#[test]
+fn dashboard_page_and_its_json() {
+    let s = Server::start();
+    s.register(&reg("shop.cart", "h1"));
+    s.register(
+        &reg("shop.cart", "h2")
+            .set("status", "2")
+            .set("zone", "sh002"),
+    );
+
+    let page = s.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
+    assert!(page.text().contains("/ui/app.js"), "{}", page.text());
+    for (asset, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        let r = s.get(asset);
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(r
+            .header("content-type")
+            .is_some_and(|t| t.starts_with(kind)));
+    }
+
+    let apps = s.get("/ui/api/apps").data();
+    let cart = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appid"] == "shop.cart")
+        .unwrap();
+    assert_eq!(cart["total"], 2);
+    let zones: Vec<(String, i64, i64)> = cart["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| {
+            let n = |k: &str| z[k].as_i64().unwrap();
+            (
+                z["zone"].as_str().unwrap().to_string(),
+                n("up"),
+                n("waiting"),
+            )
+        })
+        .collect();
+    assert_eq!(zones, [("sh001".into(), 1, 0), ("sh002".into(), 0, 1)]);
+
+    let app = s.get("/ui/api/app?env=dev&appid=shop.cart").data();
+    let hosts: Vec<&str> = app["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["h1", "h2"]);
+    // A string, so that JavaScript does not round it.
+    assert_eq!(
+        app["latest_ts"].as_str().unwrap().parse::<i64>().unwrap(),
+        s.latest("shop.cart")
+    );
+    assert_eq!(s.get("/ui/api/app?env=dev&appid=nope").code(), -404);
+    assert_eq!(s.get("/ui/api/app?env=dev").code(), -400);
+
+    let o = s.get("/ui/api/overview").data();
+    assert_eq!(o["apps"], 2, "shop.cart and infra.discovery: {o}");
+    assert_eq!(
+        (o["instances"].as_i64(), o["waiting"].as_i64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(o["admin"], false);
+    assert_eq!(o["zone"], "sh001");
+
+    let config = s.get("/ui/api/config").data();
+    assert!(config
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|kv| kv[0] == "env.zone" && kv[1] == "sh001"));
+
+    let cluster = s.get("/ui/api/cluster").data();
+    assert_eq!(cluster["peers"].as_array().map(Vec::len), Some(0));
+
+    // The dashboard's reads are counted per endpoint like the API's.
+    let m = s.metrics();
+    assert_eq!(
+        m.get(r#"discovery_endpoint_requests_total{endpoint="ui_app",ecode="-404"}"#),
+        Some(&1)
+    );
+    assert_eq!(
+        m.get(r#"discovery_endpoint_requests_total{endpoint="ui_app",ecode="-400"}"#),
+        Some(&1)
+    );
+    assert_eq!(
+        m.get(r#"discovery_endpoint_errors_total{endpoint="ui_app"}"#),
+        Some(&2)
+    );
+    assert!(m[r#"discovery_endpoint_duration_seconds_count{endpoint="register"}"#] >= 2);
+    assert_eq!(m[r#"discovery_instances_by_status{status="waiting"}"#], 1);
 }

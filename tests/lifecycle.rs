@@ -268,6 +268,7 @@ fn self_preservation_holds_back_eviction() {
         .registry("evictInterval", "200ms")
         .registry("evictAfter", "300ms")
         .registry("evictAfterProtected", "1h")
+        .registry("selfRenewInterval", "100ms")
         .start();
     for n in 0..10 {
         s.register(&reg("quiet", &format!("h{n}")));
@@ -286,6 +287,23 @@ fn self_preservation_holds_back_eviction() {
     assert_eq!(m["discovery_renews_expected"], 22);
     assert_eq!(hosts(&s.fetch("quiet").data(), "sh001").len(), 10);
     s.wait_log("self-preservation on");
+    // The silent instances leave: only the node itself is expected to renew, which it does
+    // (every 100ms), so the guard turns off. Each change is logged once, not every round.
+    for n in 0..10 {
+        assert_eq!(
+            s.post("/discovery/cancel", &ident("quiet", &format!("h{n}")))
+                .code(),
+            0
+        );
+    }
+    s.wait_log("self-preservation off");
+    s.wait_metric("discovery_self_preservation", "== 0", |v| v == 0);
+    let ons = s
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("self-preservation on"))
+        .count();
+    assert_eq!(ons, 1, "{}", s.log_text());
 }
 
 /// Per eviction round that found expired instances, the server logs

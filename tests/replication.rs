@@ -141,7 +141,7 @@ fn a_short_batch_answer_is_a_failure_not_a_delivery() {
     let text = a.get("/metrics").text().to_string();
     let sent: i64 = text
         .lines()
-        .find(|l| l.starts_with("discovery_peer_replication_sent_total{"))
+        .find(|l| l.starts_with("discovery_peer_ops_sent_total{"))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .expect("a sent series for the peer");

@@ -18,6 +18,8 @@ use crate::error::{Error, Kind, Result};
 /// What a route asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Need {
+    /// Anyone: the dashboard's page and assets, which hold no data.
+    Open,
     /// Peer-only: replication, writes carrying `replication`/`from_zone`, `infra.discovery`.
     Peer,
     /// `set`, `fetch/all`, `/metrics`: the admin token when one is configured, else `then`.
@@ -63,6 +65,11 @@ impl Access {
         Access { auth }
     }
 
+    /// True when an admin token is configured.
+    pub(crate) fn admin_configured(&self) -> bool {
+        self.auth.admin_token.is_some()
+    }
+
     /// Refuses (403, ecode -403) a request that lacks what `need` asks.
     pub(crate) fn check(&self, need: Need, c: Credentials<'_>, cluster: &Cluster) -> Result<()> {
         if self.allows(need, c, cluster) {
@@ -74,6 +81,7 @@ impl Access {
     fn allows(&self, need: Need, c: Credentials<'_>, cluster: &Cluster) -> bool {
         let a = &self.auth;
         match need {
+            Need::Open => true,
             Need::Peer => self.is_peer(c, cluster),
             Need::Admin { then } => match &a.admin_token {
                 Some(_) => matches(c.token, a.admin_token.as_ref()) || self.is_peer(c, cluster),
@@ -109,6 +117,7 @@ impl Access {
     fn missing(&self, need: Need) -> String {
         let a = &self.auth;
         match need {
+            Need::Open => String::new(),
             Need::Peer => match (&a.peer_token, &a.peer_addrs) {
                 (Some(_), Some(_)) => "peer-only action: send the peer token (Authorization: Bearer) or call from an address in [auth] peerAddrs".into(),
                 (Some(_), None) => "peer-only action: send the peer token (Authorization: Bearer)".into(),

@@ -13,6 +13,9 @@ use crate::json;
 use crate::registry::encode::write_instance;
 use crate::registry::instance::Instance;
 
+/// The content type of `/metrics`, which Prometheus negotiates for and parses as OpenMetrics.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// How a renewed instance compares with the sender's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Standing {
@@ -61,8 +64,12 @@ pub(crate) enum Answer<'a> {
         lines: Vec<LineResult>,
         echo_budget: usize,
     },
-    /// `/metrics`: Prometheus text.
+    /// `/metrics`: OpenMetrics text.
     Metrics(String),
+    /// A dashboard file embedded in the binary, and its content type.
+    Asset(&'static str, &'static [u8]),
+    /// A dashboard JSON answer: the encoded `data` of an envelope.
+    Data(Vec<u8>),
     /// A long-poll that saw no change in time (or at shutdown): ecode -304.
     NotModified,
 }
@@ -106,10 +113,16 @@ impl Answer<'_> {
                 envelope::error(out, framing, &Error::new(Kind::NotModified, "-304"))
             }
             Answer::Metrics(text) => {
-                let open = response::begin(out, 200, "text/plain; version=0.0.4", framing);
+                let open = response::begin(out, 200, OPENMETRICS, framing);
                 out.extend_from_slice(text.as_bytes());
                 open.finish(out);
             }
+            Answer::Asset(content_type, body) => {
+                let open = response::begin(out, 200, content_type, framing);
+                out.extend_from_slice(body);
+                open.finish(out);
+            }
+            Answer::Data(data) => envelope::ok_data(out, framing, &data),
         }
     }
 }

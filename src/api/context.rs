@@ -22,6 +22,9 @@ pub(crate) struct Api {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The effective configuration as key/value text, secrets masked (the dashboard's config
+    /// page): computed once at start, as the configuration never changes while running.
+    pub(crate) effective_config: Arc<[(String, String)]>,
     /// This core's parked polls; `Rc` because only this core's tasks touch them.
     pub(crate) waiters: Rc<CoreWaiters>,
     /// How long a poll is held before -304.
@@ -45,5 +48,11 @@ impl Api {
             max_skew_ns: i64::try_from(self.max_clock_skew.as_nanos()).unwrap_or(i64::MAX),
             limits: self.limits,
         }
+    }
+
+    /// True when an admin token is configured, so that the dashboard may offer to change an
+    /// instance's status (with that token).
+    pub(crate) fn admin_configured(&self) -> bool {
+        self.access.admin_configured()
     }
 }

@@ -16,6 +16,7 @@ mod register;
 mod renew;
 mod replicate;
 mod set;
+mod ui;
 
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use crate::http::request::Method;
 use crate::http::response::{self, Framing, Keep};
 use crate::identity::SELF_APPID;
 use crate::metrics::inc;
+use crate::metrics::{ecode_slot, nanos_since, ENDPOINTS, LATENCY_BOUNDS_NS};
 use crate::wire::cancel::Cancel;
 use crate::wire::fetch::{Fetch, Fetchs};
 use crate::wire::params::Params;
@@ -55,9 +57,77 @@ enum Route {
     Polls,
     Nodes,
     Metrics,
+    /// The dashboard's page (`/`) and its assets.
+    UiPage,
+    UiScript,
+    UiStyle,
+    /// The dashboard's JSON.
+    UiOverview,
+    UiApps,
+    UiApp,
+    UiCluster,
+    UiConfig,
 }
 
+// Each route has its own slot of per-endpoint metrics.
+const _: () = assert!(Route::ALL.len() <= ENDPOINTS);
+
 impl Route {
+    /// Every route, in slot order.
+    const ALL: [Route; 20] = [
+        Route::Register,
+        Route::Renew,
+        Route::Cancel,
+        Route::Set,
+        Route::Replicate,
+        Route::Fetch,
+        Route::Fetchs,
+        Route::FetchAll,
+        Route::Poll,
+        Route::Polls,
+        Route::Nodes,
+        Route::Metrics,
+        Route::UiPage,
+        Route::UiScript,
+        Route::UiStyle,
+        Route::UiOverview,
+        Route::UiApps,
+        Route::UiApp,
+        Route::UiCluster,
+        Route::UiConfig,
+    ];
+
+    /// The route's slot in the per-endpoint metrics.
+    fn slot(self) -> usize {
+        self as usize
+    }
+
+    /// The `endpoint` label of its metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Route::Register => "register",
+            Route::Renew => "renew",
+            Route::Cancel => "cancel",
+            Route::Set => "set",
+            Route::Replicate => "replicate",
+            Route::Fetch => "fetch",
+            Route::Fetchs => "fetchs",
+            Route::FetchAll => "fetch_all",
+            Route::Poll => "poll",
+            Route::Polls => "polls",
+            Route::Nodes => "nodes",
+            Route::Metrics => "metrics",
+            Route::UiPage => "ui_page",
+            Route::UiScript => "ui_script",
+            Route::UiStyle => "ui_style",
+            Route::UiOverview => "ui_overview",
+            Route::UiApps => "ui_apps",
+            Route::UiApp => "ui_app",
+            Route::UiCluster => "ui_cluster",
+            Route::UiConfig => "ui_config",
+        }
+    }
+
     /// The route for a method and path; `Err` is the HTTP status to answer (404 or 405).
     fn find(method: Method, path: &str) -> std::result::Result<Route, u16> {
         let (route, post) = match path {
@@ -73,6 +143,14 @@ impl Route {
             "/discovery/polls" => (Route::Polls, false),
             "/discovery/nodes" => (Route::Nodes, false),
             "/metrics" => (Route::Metrics, false),
+            "/" | "/ui" | "/ui/" | "/ui/index.html" => (Route::UiPage, false),
+            "/ui/app.js" => (Route::UiScript, false),
+            "/ui/style.css" => (Route::UiStyle, false),
+            "/ui/api/overview" => (Route::UiOverview, false),
+            "/ui/api/apps" => (Route::UiApps, false),
+            "/ui/api/app" => (Route::UiApp, false),
+            "/ui/api/cluster" => (Route::UiCluster, false),
+            "/ui/api/config" => (Route::UiConfig, false),
             _ => return Err(404),
         };
         match (method, post) {
@@ -81,7 +159,9 @@ impl Route {
         }
     }
 
-    /// Reads refused while start-up protection is on.
+    /// Reads refused while start-up protection is on. The dashboard's apps and app are reads of
+    /// the registry like fetch; its overview, cluster and config pages stay readable, which is
+    /// how an operator sees that the node is protected.
     fn is_protected_read(self) -> bool {
         matches!(
             self,
@@ -91,6 +171,8 @@ impl Route {
                 | Route::Poll
                 | Route::Polls
                 | Route::Nodes
+                | Route::UiApps
+                | Route::UiApp
         )
     }
 
@@ -109,18 +191,34 @@ impl Route {
                     Need::Client(Level::Write)
                 }
             }
-            Route::FetchAll | Route::Metrics => Need::Admin { then: Level::Read },
-            Route::Fetch | Route::Fetchs | Route::Poll | Route::Polls | Route::Nodes => {
-                Need::Client(Level::Read)
-            }
+            Route::FetchAll | Route::Metrics | Route::UiConfig => Need::Admin { then: Level::Read },
+            Route::Fetch
+            | Route::Fetchs
+            | Route::Poll
+            | Route::Polls
+            | Route::Nodes
+            | Route::UiOverview
+            | Route::UiApps
+            | Route::UiApp
+            | Route::UiCluster => Need::Client(Level::Read),
+            // The page and its assets hold no data; the page must load to ask for a token.
+            Route::UiPage | Route::UiScript | Route::UiStyle => Need::Open,
         }
     }
 
     /// Routes whose requests carry form parameters (the others are not decoded).
     fn takes_params(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Route::Replicate | Route::FetchAll | Route::Nodes | Route::Metrics
+            Route::Register
+                | Route::Renew
+                | Route::Cancel
+                | Route::Set
+                | Route::Fetch
+                | Route::Fetchs
+                | Route::Poll
+                | Route::Polls
+                | Route::UiApp
         )
     }
 }
@@ -177,14 +275,26 @@ impl Api {
             Route::Fetchs => fetch::fetchs(self, Fetchs::from_params(params, &self.limits)?),
             Route::FetchAll => fetch::all(self, ()),
             Route::Nodes => nodes::handle(self, ()),
-            Route::Metrics => metrics::handle(self, ()),
+            Route::Metrics => metrics::handle(self, Route::ALL.map(|r| r.name())),
+            Route::UiPage => ui::asset(self, ui::Asset::Page),
+            Route::UiScript => ui::asset(self, ui::Asset::Script),
+            Route::UiStyle => ui::asset(self, ui::Asset::Style),
+            Route::UiOverview => ui::overview::handle(self, ()),
+            Route::UiApps => ui::apps::handle(self, ()),
+            Route::UiApp => ui::app::handle(self, ui::app::AppQuery::from_params(params)?),
+            Route::UiCluster => ui::cluster::handle(self, ()),
+            Route::UiConfig => ui::config::handle(self, ()),
             Route::Poll | Route::Polls => {
                 let kind = match route {
                     Route::Poll => PollKind::One,
                     _ => PollKind::Many,
                 };
                 return Ok(
-                    match poll::handle(self, Poll::from_params(params, kind, &self.limits)?)? {
+                    match poll::handle(
+                        self,
+                        Poll::from_params(params, kind, &self.limits)?,
+                        route.slot(),
+                    )? {
                         Polled::Now(answer) => Outcome::Answer(answer),
                         Polled::Parked(parked) => Outcome::Park(parked),
                     },
@@ -199,8 +309,7 @@ impl Service for Api {
     type Parked = Box<ParkedPoll>;
 
     fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked> {
-        // The clock is read for the access log only when that log is on.
-        let started = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(Instant::now);
+        let started = Instant::now();
         let counters = self.metrics.core();
         inc(&counters.requests);
         let route = match Route::find(req.head.method, &req.head.path) {
@@ -242,13 +351,20 @@ impl Service for Api {
                 (Reply::Done(framing.keep), e.ecode())
             }
         };
+        let nanos = nanos_since(started);
+        let endpoint = &counters.endpoints[route.slot()];
+        endpoint.latency.observe(&LATENCY_BOUNDS_NS, nanos);
+        // A parked poll's answer is counted when it is written (`poll::ParkedPoll::resume`).
+        if !matches!(reply, Reply::Park(_)) {
+            inc(&endpoint.answers[ecode_slot(code)]);
+        }
         tracing::debug!(
             target: "access",
             route = ?route,
             query = %Redacted(&req.head.query),
             code,
             parked = matches!(reply, Reply::Park(_)),
-            micros = started.map_or(0, |t| t.elapsed().as_micros() as u64),
+            micros = nanos / 1000,
         );
         reply
     }
@@ -306,5 +422,29 @@ mod tests {
         assert_eq!(need(Route::Replicate, ""), Need::Peer);
         assert_eq!(need(Route::FetchAll, ""), Need::Admin { then: Level::Read });
         assert_eq!(need(Route::Polls, "appid=a"), Need::Client(Level::Read));
+    }
+
+    #[test]
+    fn every_route_has_its_own_metrics_slot_and_name() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(r.slot(), i, "{r:?} is out of order in Route::ALL");
+        }
+        let mut names: Vec<&str> = Route::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Route::ALL.len());
+        // The last variant is in the list, so no route is left without a slot.
+        assert_eq!(Route::ALL.last(), Some(&Route::UiConfig));
+    }
+
+    #[test]
+    fn dashboard_routes_are_explicit() {
+        for path in ["/", "/ui", "/ui/", "/ui/index.html"] {
+            assert_eq!(Route::find(Method::Get, path), Ok(Route::UiPage));
+        }
+        assert_eq!(Route::find(Method::Get, "/ui/api/apps"), Ok(Route::UiApps));
+        assert_eq!(Route::find(Method::Get, "/ui/nope.js"), Err(404));
+        assert_eq!(Route::find(Method::Post, "/"), Err(405));
+        assert!(Route::UiApp.is_protected_read() && !Route::UiOverview.is_protected_read());
     }
 }

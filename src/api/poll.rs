@@ -12,7 +12,7 @@ use super::answer::Answer;
 use super::context::Api;
 use crate::error::{Error, Result};
 use crate::http::response::{Framing, Keep};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, ecode_slot, nanos_since, Metrics, LATENCY_BOUNDS_NS};
 use crate::park::{Ticket, WakeKey};
 use crate::registry::instance::STATUS_UP;
 use crate::registry::Registry;
@@ -31,7 +31,11 @@ pub(crate) struct ParkedPoll {
     poll: Poll,
     /// Registration in this core's waiter list; dropping it unparks.
     ticket: Ticket,
+    /// When it parked, for the hold-time histogram.
+    parked_at: Instant,
     deadline: Instant,
+    /// The poll's endpoint slot in the per-endpoint metrics.
+    slot: usize,
     /// For the parked-polls gauge, which must go down however the poll ends.
     metrics: Arc<Metrics>,
 }
@@ -47,6 +51,8 @@ impl Drop for ParkedPoll {
 struct Found {
     newer: Vec<(Box<str>, Bytes)>,
     missing: Vec<Box<str>>,
+    /// When the newest of the `newer` snapshots was published.
+    published: Option<Instant>,
 }
 
 impl Found {
@@ -54,12 +60,20 @@ impl Found {
         let mut found = Found {
             newer: Vec::new(),
             missing: Vec::new(),
+            published: None,
         };
         for (appid, since) in &poll.apps {
             let snap = registry.snapshot(&poll.env, appid);
             let zone = poll.zone.as_deref();
-            match snap.and_then(|s| Some((s.latest_ts, s.info(zone, STATUS_UP)?))) {
-                Some((latest, info)) if latest > *since => found.newer.push((appid.clone(), info)),
+            match snap
+                .as_ref()
+                .and_then(|s| Some((s.latest_ts, s.info(zone, STATUS_UP)?)))
+            {
+                Some((latest, info)) if latest > *since => {
+                    found.newer.push((appid.clone(), info));
+                    let at = snap.as_ref().map(|s| s.published);
+                    found.published = found.published.max(at);
+                }
                 Some(_) => {}
                 None => found.missing.push(appid.clone()),
             }
@@ -67,30 +81,32 @@ impl Found {
         found
     }
 
-    /// The answer, when something is newer.
-    fn into_answer<'a>(mut self, kind: PollKind) -> Option<Answer<'a>> {
+    /// The answer, when something is newer, and when the newest change was published.
+    fn into_answer<'a>(mut self, kind: PollKind) -> Option<(Answer<'a>, Option<Instant>)> {
         if self.newer.is_empty() {
             return None;
         }
-        Some(match kind {
+        let published = self.published;
+        let answer = match kind {
             PollKind::One => Answer::Info(self.newer.swap_remove(0).1),
             PollKind::Many => Answer::Polls {
                 newer: self.newer,
                 missing: self.missing,
             },
-        })
+        };
+        Some((answer, published))
     }
 }
 
-/// Handles poll or polls: answers at once, or parks.
-pub(crate) fn handle<'a>(api: &Api, poll: Poll) -> Result<Polled<'a>> {
+/// Handles poll or polls (endpoint metrics slot `slot`): answers at once, or parks.
+pub(crate) fn handle<'a>(api: &Api, poll: Poll, slot: usize) -> Result<Polled<'a>> {
     let found = Found::look(&api.registry, &poll);
     if poll.kind == PollKind::One {
         if let Some(appid) = found.missing.first() {
             return Err(Error::not_found(format!("{appid} not found")));
         }
     }
-    if let Some(answer) = found.into_answer(poll.kind) {
+    if let Some((answer, _)) = found.into_answer(poll.kind) {
         metrics::inc(&api.metrics.core().polls_answered);
         return Ok(Polled::Now(answer));
     }
@@ -103,14 +119,27 @@ pub(crate) fn handle<'a>(api: &Api, poll: Poll) -> Result<Polled<'a>> {
     // otherwise go unnoticed until the deadline.
     let ticket = api.waiters.park(&keys);
     metrics::add(&api.metrics.core().polls_parked, 1);
+    let now = Instant::now();
     let parked = ParkedPoll {
         poll,
         ticket,
-        deadline: Instant::now() + api.poll_hold,
+        parked_at: now,
+        deadline: now + api.poll_hold,
+        slot,
         metrics: api.metrics.clone(),
     };
-    Ok(match parked.due(api) {
-        Some(answer) => Polled::Now(answer),
+    // A change that raced with parking is answered now, as if it had not parked.
+    let found = Found::look(&api.registry, &parked.poll).into_answer(parked.poll.kind);
+    Ok(match found {
+        Some((answer, _)) => {
+            metrics::inc(&api.metrics.core().polls_answered);
+            Polled::Now(answer)
+        }
+        // Shutdown already woke every parked poll: this one would wait for its deadline.
+        None if api.shutdown.is_stopping() => {
+            metrics::inc(&api.metrics.core().poll_timeouts);
+            Polled::Now(Answer::NotModified)
+        }
         None => Polled::Parked(Box::new(parked)),
     })
 }
@@ -126,16 +155,29 @@ impl ParkedPoll {
     }
 
     /// The answer if there is one now — newer data, or -304 at the deadline or at shutdown;
-    /// `None` keeps waiting.
+    /// `None` keeps waiting. Counts the answer, how long the poll was held and, for data, how
+    /// long after the change's publication it is answered.
     fn due<'a>(&self, api: &Api) -> Option<Answer<'a>> {
-        let answer = Found::look(&api.registry, &self.poll).into_answer(self.poll.kind);
-        if answer.is_some() {
-            metrics::inc(&api.metrics.core().polls_answered);
-        } else if api.shutdown.is_stopping() || Instant::now() >= self.deadline {
-            metrics::inc(&api.metrics.core().poll_timeouts);
-            return Some(Answer::NotModified);
-        }
-        answer
+        let found = Found::look(&api.registry, &self.poll).into_answer(self.poll.kind);
+        let core = api.metrics.core();
+        let (answer, ecode) = match found {
+            Some((answer, published)) => {
+                metrics::inc(&core.polls_answered);
+                if let Some(at) = published {
+                    core.poll_wake.observe(&LATENCY_BOUNDS_NS, nanos_since(at));
+                }
+                (answer, 0)
+            }
+            None if api.shutdown.is_stopping() || Instant::now() >= self.deadline => {
+                metrics::inc(&core.poll_timeouts);
+                (Answer::NotModified, -304)
+            }
+            None => return None,
+        };
+        core.poll_hold
+            .observe(&LATENCY_BOUNDS_NS, nanos_since(self.parked_at));
+        metrics::inc(&core.endpoints[self.slot].answers[ecode_slot(ecode)]);
+        Some(answer)
     }
 
     /// Writes the answer if one is due (see [`ParkedPoll::due`]) and says how the connection

@@ -89,6 +89,12 @@ impl Cluster {
         identity: Arc<Identity>,
         protected: bool,
     ) -> Cluster {
+        if protected {
+            tracing::info!(
+                state = "on",
+                "start-up protection on: reads are refused until a peer sync succeeds or it times out"
+            );
+        }
         Cluster {
             peers: ArcSwap::default(),
             protected: AtomicBool::new(protected),
@@ -145,7 +151,7 @@ impl Cluster {
     /// Ends start-up protection (a peer sync succeeded, or its time ran out).
     pub(crate) fn end_protection(&self) {
         if self.protected.swap(false, Ordering::Relaxed) {
-            tracing::info!("start-up protection ended: reads are served");
+            tracing::info!(state = "off", "start-up protection ended: reads are served");
         }
     }
 }

@@ -35,7 +35,12 @@ pub(super) async fn probe(peer: Arc<Peer>, cluster: Arc<Cluster>) {
         .call("GET", "/discovery/nodes", "", s.dial, s.timeout)
         .await
     {
-        Ok(_) => peer.mark(PeerStatus::Up, &"answered"),
+        Ok(reply) => {
+            if reply.ours {
+                peer.ours.store(true, Ordering::Relaxed);
+            }
+            peer.mark(PeerStatus::Up, &"answered")
+        }
         Err(e) => peer.mark(PeerStatus::Lost, &e),
     }
 }

@@ -3,13 +3,15 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
 
 use super::op::Op;
+use crate::clock;
+use crate::metrics::{Histogram, BATCH_BOUNDS};
 
 /// Connections (and queues) per peer.
 pub(crate) const LANES: usize = 4;
@@ -37,14 +39,14 @@ impl PeerStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DropReason {
     /// The lane's queue was full (the peer is slow or down for long).
-    QueueFull,
+    QueueFull = 0,
     /// Every attempt failed (connection, timeout, 5xx, a malformed or short answer).
-    Unreachable,
+    Unreachable = 1,
     /// The peer refused the op itself (a 4xx, or an error code for it): sending it again
     /// would not help.
-    Refused,
+    Refused = 2,
     /// The node or the peer was stopping before the op could be sent.
-    Shutdown,
+    Shutdown = 3,
 }
 
 impl DropReason {
@@ -56,8 +58,8 @@ impl DropReason {
         DropReason::Shutdown,
     ];
 
-    /// The label `/metrics` shows.
-    pub(crate) fn label(self) -> &'static str {
+    /// The label metrics and logs use.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DropReason::QueueFull => "queue_full",
             DropReason::Unreachable => "unreachable",
@@ -81,13 +83,17 @@ pub(crate) struct Peer {
     /// In this node's zone (gets every write) or another (gets client writes, re-forwards).
     pub(crate) own_zone: bool,
     status: AtomicU8,
-    /// Ops dropped, by [`DropReason`] (in the order of [`DropReason::ALL`]).
-    pub(crate) dropped: [AtomicU64; 4],
-    /// Ops sent again after a failed attempt.
-    pub(crate) retried: AtomicU64,
+    /// Ops dropped, by [`DropReason`].
+    dropped: [AtomicU64; 4],
     /// Ops delivered, and the requests that carried them (fewer when batched).
     pub(crate) ops_sent: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
+    /// Ops sent again after a failed attempt, or rerouted to another node of the zone.
+    pub(crate) retried: AtomicU64,
+    /// Ops per request sent (written by the cluster thread only).
+    pub(crate) batch_sizes: Histogram<{ BATCH_BOUNDS.len() }>,
+    /// Unix time in nanoseconds of the last successful call; 0 before the first.
+    last_ok_ns: AtomicI64,
     /// The peer named itself ours: ops go to it in batches.
     pub(super) ours: AtomicBool,
     /// Set when the peer left the cluster or the node is stopping: lanes finish their queue
@@ -105,9 +111,11 @@ impl Peer {
             own_zone,
             status: AtomicU8::new(PeerStatus::Lost.code()),
             dropped: Default::default(),
-            retried: AtomicU64::new(0),
             ops_sent: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            batch_sizes: Histogram::default(),
+            last_ok_ns: AtomicI64::new(0),
             ours: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             lanes: Default::default(),
@@ -123,8 +131,38 @@ impl Peer {
         }
     }
 
+    /// Unix time in nanoseconds of the last successful call (0: none yet).
+    pub(crate) fn last_ok_ns(&self) -> i64 {
+        self.last_ok_ns.load(Ordering::Relaxed)
+    }
+
+    /// What software the peer runs: "ours", "go" (the original, or anything not naming itself
+    /// ours), or "unknown" before it first answered.
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.ours.load(Ordering::Relaxed) {
+            "ours"
+        } else if self.last_ok_ns() == 0 {
+            "unknown"
+        } else {
+            "go"
+        }
+    }
+
+    /// Ops dropped for `reason`.
+    pub(crate) fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Ops dropped for any reason.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        DropReason::ALL.iter().map(|&r| self.dropped(r)).sum()
+    }
+
     /// Records the outcome of a call, logging changes.
     pub(crate) fn mark(&self, status: PeerStatus, why: &dyn std::fmt::Display) {
+        if status == PeerStatus::Up {
+            self.last_ok_ns.store(clock::now_ns(), Ordering::Relaxed);
+        }
         if self.status.swap(status.code(), Ordering::Relaxed) != status.code() {
             match status {
                 PeerStatus::Up => tracing::info!(peer = %self.addr, zone = %self.zone, "peer up"),
@@ -162,17 +200,11 @@ impl Peer {
         if n == 0 {
             return;
         }
-        let at = DropReason::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        let before = self.dropped[at].fetch_add(n, Ordering::Relaxed);
+        let before = self.dropped[why as usize].fetch_add(n, Ordering::Relaxed);
         // Log the first drop and then every thousandth, not every op of a dead peer.
         if before == 0 || (before + n) / 1000 > before / 1000 {
-            tracing::warn!(peer = %self.addr, dropped = before + n, why = why.label(), "replication ops dropped");
+            tracing::warn!(peer = %self.addr, dropped = before + n, why = why.name(), "replication ops dropped");
         }
-    }
-
-    /// Ops dropped for any reason.
-    pub(crate) fn dropped_total(&self) -> u64 {
-        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
     }
 
     /// Asks the lanes to finish what is queued and stop.

@@ -13,6 +13,7 @@ use super::handle::Cluster;
 use super::op::Op;
 use super::peer::Peer;
 use crate::http::client::Client;
+use crate::metrics::BATCH_BOUNDS;
 use crate::wire::replicate;
 use crate::wire::{answer, instance, Hop};
 
@@ -110,6 +111,7 @@ pub(super) async fn send_batch(
         .call("POST", "/discovery/replicate", &body, s.dial, s.timeout)
         .await?;
     peer.requests_sent.fetch_add(1, Ordering::Relaxed);
+    peer.batch_sizes.observe(&BATCH_BOUNDS, ops.len() as u64);
     // 404/405: an older peer without the endpoint; 413: a peer whose maxBody is below a batch.
     if matches!(reply.status, 404 | 405 | 413) {
         tracing::info!(peer = %peer.addr, status = reply.status, "peer does not take batches; sending ops one by one");

@@ -16,7 +16,7 @@ use super::toml_walk::{as_bool, as_string, as_strings, as_table, wrong_type, Sec
 use super::units::{parse_go_duration, parse_size};
 use super::{
     AuthConfig, ClusterConfig, Config, ConfigError, EnvConfig, HttpClientConfig, HttpServerConfig,
-    LimitsConfig, LogConfig, RegistryConfig, MAX_THREADS,
+    LimitsConfig, LogConfig, LogFormat, RegistryConfig, MAX_THREADS,
 };
 
 /// Smallest accepted `httpServer.maxBody`: registrations with metadata need room.
@@ -76,6 +76,7 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
                 Some(base) => base.join(d),
                 None => PathBuf::from(d),
             }),
+        format: s.get("format", as_log_format)?.unwrap_or_default(),
     };
     s.finish(&mut warnings);
 
@@ -212,6 +213,16 @@ fn as_zones(v: Value) -> Result<BTreeMap<String, Vec<String>>, String> {
             Ok((zone, addrs))
         })
         .collect()
+}
+
+fn as_log_format(v: Value) -> Result<LogFormat, String> {
+    match as_string(v)?.to_ascii_lowercase().as_str() {
+        "text" | "" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "{other:?} is not a log format (\"text\" or \"json\")"
+        )),
+    }
 }
 
 fn as_socket_addr(v: Value) -> Result<SocketAddr, String> {
@@ -408,6 +419,7 @@ stdout = true
             [Log]
             Stdout = false
             DIR = "logs"
+            Format = "JSON"
             [Registry]
             PollHold = "1s"
             evictafterprotected = "2h"
@@ -429,6 +441,7 @@ stdout = true
         assert_eq!(c.http_client.keep_alive, secs(2));
         assert!(!c.log.stdout);
         assert_eq!(c.log.dir, Some(Path::new("base").join("logs")));
+        assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.registry.poll_hold, secs(1));
         assert_eq!(c.registry.evict_after_protected, secs(7200));
         assert_eq!(c.zones["SH002"], ["10.2.0.10:7171"]);
@@ -475,6 +488,7 @@ stdout = true
             ("[httpServer]\nmaxBody = 1.5", "httpServer.maxBody"),
             ("[log]\nstdout = \"yes\"", "log.stdout"),
             ("[log]\ndir = 7", "log.dir"),
+            ("[log]\nformat = \"xml\"", "log.format"),
             ("nodes = \"a\"", "nodes"),
             ("nodes = [1]", "nodes"),
             ("enableProtect = 1", "enableProtect"),

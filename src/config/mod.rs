@@ -14,6 +14,7 @@
 //!
 //! No I/O beyond reading the file, the environment and the hostname.
 
+mod effective;
 mod env;
 mod file;
 mod overrides;
@@ -128,6 +129,28 @@ pub struct LogConfig {
     /// Also append to `<dir>/discovery.log` (`dir`, relative to the config file's directory;
     /// else `-log.dir`, else `LOG_DIR`, both used as given).
     pub(crate) dir: Option<PathBuf>,
+    /// How lines are written (`format`: "text", the default, or "json": one object a line).
+    pub(crate) format: LogFormat,
+}
+
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The name the config file uses.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Registry timings (`[registry]`), an extension of ours.

@@ -124,30 +124,44 @@ impl Housekeeping {
         }
     }
 
+    /// One eviction round, logged (at info) when it found anything expired; a change of the
+    /// self-preservation state is logged once, when it happens.
     fn evict(&self, rules: EvictionRules) {
         let report = self.registry.evict(rules, clock::now_ns());
         let m = &self.metrics;
         metrics::inc(&m.evict_rounds);
         m.evicted
             .fetch_add(report.evicted as u64, Ordering::Relaxed);
-        m.self_preservation
-            .store(i64::from(report.protected), Ordering::Relaxed);
-        if report.protected {
-            let guard = self.registry.self_preservation();
-            let (expected, threshold) = guard.expected();
-            tracing::warn!(
+        let was = m
+            .self_preservation
+            .swap(i64::from(report.protected), Ordering::Relaxed);
+        let guard = self.registry.self_preservation();
+        let (expected, threshold) = guard.expected();
+        match (was != 0, report.protected) {
+            (false, true) => tracing::warn!(
+                state = "on",
                 renews = guard.renews_last_window(),
                 expected,
                 threshold,
                 "self-preservation on: fewer renews than expected, evicting only instances silent for {:?}",
                 self.timings.evict_after_protected
-            );
+            ),
+            (true, false) => tracing::info!(
+                state = "off",
+                renews = guard.renews_last_window(),
+                expected,
+                threshold,
+                "self-preservation off: renews are back, evicting instances silent for {:?}",
+                self.timings.evict_after
+            ),
+            _ => {}
         }
         if report.expired > 0 {
             tracing::info!(
                 size = report.registry_size,
                 expired = report.expired,
                 evicted = report.evicted,
+                protected = report.protected,
                 "eviction round"
             );
         }

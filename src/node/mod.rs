@@ -73,6 +73,7 @@ pub fn run(config: Config, listeners: Vec<TcpListener>, shutdown: Shutdown) -> i
         cluster: cluster.clone(),
         identity: identity.clone(),
         metrics,
+        effective_config: config.effective().into(),
         hub,
         http: config.http_server.clone(),
         poll_hold: config.registry.poll_hold,

@@ -486,6 +486,20 @@ impl Registry {
         apps.iter().map(|a| a.snapshot.load_full()).collect()
     }
 
+    /// Every app with instances and its current snapshot, in no particular order (for the
+    /// dashboard and the scrape; collected like [`Registry::all_instances`]).
+    pub fn apps(&self) -> Vec<(AppKey, Arc<Snapshot>)> {
+        let apps: Vec<(AppKey, Arc<App>)> = self
+            .apps
+            .iter()
+            .map(|r| (r.key().clone(), r.value().clone()))
+            .collect();
+        apps.into_iter()
+            .map(|(k, a)| (k, a.snapshot.load_full()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect()
+    }
+
     /// Number of apps and of instances.
     pub fn size(&self) -> (usize, usize) {
         let snaps = self.snapshots();

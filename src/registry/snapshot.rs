@@ -3,6 +3,7 @@
 //! at most once per snapshot and only when first asked for.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -25,6 +26,9 @@ type Answers = [OnceLock<Bytes>; 3];
 #[derive(Debug)]
 pub struct Snapshot {
     pub latest_ts: i64,
+    /// When this snapshot was built, just before its publication: polls woken by it measure
+    /// their wake latency from here.
+    pub published: Instant,
     /// Sorted by zone name: the original's Go maps encode sorted, and lookups stay cheap.
     pub zones: Vec<Zone>,
     /// Encoded `{"clients":...,"remark":""}`, present when a scheduler file names this app.
@@ -39,6 +43,7 @@ impl Snapshot {
         let by_zone = zones.iter().map(|_| Answers::default()).collect();
         Snapshot {
             latest_ts,
+            published: Instant::now(),
             zones,
             scheduler,
             all_zones: Answers::default(),
