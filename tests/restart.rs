@@ -86,7 +86,7 @@ fn a_damaged_snapshot_is_refused_and_the_node_starts_empty() {
     let good = std::fs::read(&file).unwrap();
     for (damage, why) in [
         (good[..good.len() - 10].to_vec(), "truncated"),
-        ([&good[..good.len() - 5], b"xxxxx"].concat(), "checksum"),
+        ([&good[..good.len() - 5], b"xxxx\n"].concat(), "corrupted"),
         (b"discovery-snapshot/0 len=2 crc32=0\n[]".to_vec(), "format"),
     ] {
         std::fs::write(&file, &damage).unwrap();

@@ -3,13 +3,13 @@
 //! written to a temporary file beside it, synced, then renamed over the old one.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
 use std::time::Instant;
 
 use crate::clock;
 use crate::registry::Registry;
-use crate::wire::snapshot::{decode, encode};
+use crate::wire::snapshot::{read, write};
 use crate::wire::{Limits, Rules};
 
 /// Saves `registry` to `path`; returns the instances and bytes written.
@@ -17,10 +17,10 @@ pub(super) fn save(path: &Path, registry: &Registry) -> io::Result<(usize, usize
     let started = Instant::now();
     let snaps = registry.snapshots();
     let instances = snaps.iter().map(|s| s.len()).sum();
-    let bytes = encode(&snaps);
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(&bytes)?;
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    let bytes = write(&snaps, &mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, path)?;
@@ -31,11 +31,11 @@ pub(super) fn save(path: &Path, registry: &Registry) -> io::Result<(usize, usize
     tracing::info!(
         path = %path.display(),
         instances,
-        bytes = bytes.len(),
+        bytes,
         millis = started.elapsed().as_millis() as u64,
         "snapshot written"
     );
-    Ok((instances, bytes.len()))
+    Ok((instances, bytes))
 }
 
 /// Loads `path` into `registry`, dropping instances silent for longer than `evict_after_ns`.
@@ -43,8 +43,8 @@ pub(super) fn save(path: &Path, registry: &Registry) -> io::Result<(usize, usize
 /// with a log line, and the node starts empty.
 pub(super) fn load(path: &Path, registry: &Registry, evict_after_ns: i64, limits: Limits) -> usize {
     let started = Instant::now();
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::info!(path = %path.display(), "no snapshot yet: starting empty");
             return 0;
@@ -61,7 +61,8 @@ pub(super) fn load(path: &Path, registry: &Registry, evict_after_ns: i64, limits
         max_skew_ns: i64::MAX,
         limits,
     };
-    let (apps, skipped) = match decode(&bytes, &rules) {
+    let bytes = file.metadata().map_or(0, |m| m.len());
+    let (apps, skipped) = match read(&mut BufReader::with_capacity(1 << 20, file), &rules) {
         Ok(decoded) => decoded,
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, "snapshot refused: starting empty");
@@ -82,7 +83,7 @@ pub(super) fn load(path: &Path, registry: &Registry, evict_after_ns: i64, limits
         restored,
         expired,
         skipped,
-        bytes = bytes.len(),
+        bytes,
         millis = started.elapsed().as_millis() as u64,
         "snapshot loaded"
     );

@@ -1,7 +1,15 @@
-//! The snapshot file a node saves its registry in for a warm restart: a header line with the
-//! format's name and version, the body's length and its CRC-32, then the body — a JSON array of
-//! apps, each with its `latest_timestamp` and its instances as `fetch/all` shows them. A file of
-//! another version, truncated or corrupted is refused whole.
+//! The snapshot file a node saves its registry in for a warm restart, written and read as a
+//! stream so that neither side holds more than one app's line beyond the registry itself:
+//!
+//! ```text
+//! discovery-snapshot/1
+//! {"env":"dev","appid":"a","latest_timestamp":N,"instances":[...]}   one line per app
+//! end apps=<lines> crc32=<CRC-32 of the app lines>
+//! ```
+//!
+//! A file of another version, truncated (no end line) or corrupted is refused whole.
+
+use std::io::{self, BufRead, Write};
 
 use simd_json::prelude::*;
 
@@ -21,75 +29,79 @@ pub struct SavedApp {
     pub instances: Vec<Registration>,
 }
 
-/// The file's bytes for `apps`.
-pub fn encode(apps: &[std::sync::Arc<Snapshot>]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(apps.iter().map(|s| s.len() * 400 + 64).sum());
-    body.push(b'[');
-    let mut first = true;
-    for snap in apps.iter().filter(|s| !s.is_empty()) {
+/// Writes `apps` to `out`; returns the bytes written.
+pub fn write(apps: &[std::sync::Arc<Snapshot>], out: &mut impl Write) -> io::Result<usize> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut written = FORMAT.len() + 1;
+    writeln!(out, "{FORMAT}")?;
+    let mut line = Vec::new();
+    let mut count = 0;
+    for snap in apps {
         let Some(any) = snap.instances().next() else {
             continue;
         };
-        if !first {
-            body.push(b',');
-        }
-        first = false;
-        body.extend_from_slice(b"{\"env\":");
-        write_str(&mut body, &any.env);
-        body.extend_from_slice(b",\"appid\":");
-        write_str(&mut body, &any.appid);
-        body.extend_from_slice(b",\"latest_timestamp\":");
-        write_int(&mut body, snap.latest_ts);
-        body.extend_from_slice(b",\"instances\":");
-        write_instances(&mut body, snap.instances().map(|i| i.as_ref()));
-        body.push(b'}');
+        line.clear();
+        line.extend_from_slice(b"{\"env\":");
+        write_str(&mut line, &any.env);
+        line.extend_from_slice(b",\"appid\":");
+        write_str(&mut line, &any.appid);
+        line.extend_from_slice(b",\"latest_timestamp\":");
+        write_int(&mut line, snap.latest_ts);
+        line.extend_from_slice(b",\"instances\":");
+        write_instances(&mut line, snap.instances().map(|i| i.as_ref()));
+        line.extend_from_slice(b"}\n");
+        crc.update(&line);
+        out.write_all(&line)?;
+        written += line.len();
+        count += 1;
     }
-    body.push(b']');
-    let head = format!(
-        "{FORMAT} len={} crc32={:08x}\n",
-        body.len(),
-        crc32fast::hash(&body)
-    );
-    let mut out = Vec::with_capacity(head.len() + body.len());
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(&body);
-    out
+    let end = format!("end apps={count} crc32={:08x}\n", crc.finalize());
+    out.write_all(end.as_bytes())?;
+    Ok(written + end.len())
 }
 
-/// Reads a snapshot file's bytes; instances that fail `rules` are skipped (and counted in the
-/// second value).
-pub fn decode(bytes: &[u8], rules: &Rules) -> Result<(Vec<SavedApp>, usize), String> {
-    let nl = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or("no header line")?;
-    let head = std::str::from_utf8(&bytes[..nl]).map_err(|_| "header is not text")?;
-    let body = &bytes[nl + 1..];
-    let mut parts = head.split(' ');
-    let format = parts.next().unwrap_or_default();
-    if format != FORMAT {
-        return Err(format!("format {format:?}, this node reads {FORMAT:?}"));
-    }
-    let field = |name: &str| {
-        head.split(' ')
-            .find_map(|p| p.strip_prefix(name))
-            .ok_or_else(|| format!("header without {name}"))
+/// Reads a snapshot; instances that fail `rules` are skipped (and counted in the second
+/// value).
+pub fn read(input: &mut impl BufRead, rules: &Rules) -> Result<(Vec<SavedApp>, usize), String> {
+    let mut line = Vec::new();
+    let mut next_line = |line: &mut Vec<u8>| -> Result<bool, String> {
+        line.clear();
+        let n = input
+            .read_until(b'\n', line)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(n > 0)
     };
-    let len: usize = field("len=")?.parse().map_err(|_| "bad len")?;
-    let crc = u32::from_str_radix(field("crc32=")?, 16).map_err(|_| "bad crc32")?;
-    if body.len() != len {
+    if !next_line(&mut line)? {
+        return Err("empty file".into());
+    }
+    let head = String::from_utf8_lossy(&line);
+    if head.trim_end() != FORMAT {
         return Err(format!(
-            "{} bytes of body, the header says {len} (truncated?)",
-            body.len()
+            "format {:?}, this node reads {FORMAT:?}",
+            head.trim_end()
         ));
     }
-    if crc32fast::hash(body) != crc {
-        return Err("checksum mismatch (corrupted)".into());
-    }
-    let v = json_value(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut crc = crc32fast::Hasher::new();
     let mut apps = Vec::new();
     let mut skipped = 0;
-    for app in v.as_array().ok_or("body is not an array")? {
+    loop {
+        if !next_line(&mut line)? || !line.ends_with(b"\n") {
+            return Err("no end line (truncated?)".into());
+        }
+        if let Some(end) = line.strip_prefix(b"end ") {
+            let end = String::from_utf8_lossy(end);
+            let want = format!("apps={} crc32={:08x}", apps.len(), crc.finalize());
+            if end.trim_end() != want {
+                return Err(format!(
+                    "end line {:?}, the content gives {want:?} (corrupted)",
+                    end.trim_end()
+                ));
+            }
+            return Ok((apps, skipped));
+        }
+        crc.update(&line);
+        let app =
+            json_value(&line).map_err(|e| format!("an app line is not JSON (corrupted): {e}"))?;
         let latest_ts = app
             .get("latest_timestamp")
             .and_then(|t| t.as_i64())
@@ -107,7 +119,6 @@ pub fn decode(bytes: &[u8], rules: &Rules) -> Result<(Vec<SavedApp>, usize), Str
             instances,
         });
     }
-    Ok((apps, skipped))
 }
 
 #[cfg(test)]
@@ -140,7 +151,13 @@ mod tests {
             };
             r.register(&reg, 1_000).unwrap();
         }
-        encode(&r.snapshots())
+        let mut out = Vec::new();
+        write(&r.snapshots(), &mut out).unwrap();
+        out
+    }
+
+    fn decode(bytes: &[u8], rules: &Rules) -> Result<(Vec<SavedApp>, usize), String> {
+        read(&mut &bytes[..], rules)
     }
 
     #[test]
@@ -158,12 +175,13 @@ mod tests {
         );
         assert_eq!(a.instances[0].renew_ts, Some(1_000));
 
-        let truncated = &bytes[..bytes.len() - 3];
+        let truncated = &bytes[..bytes.len() - 40];
         assert!(decode(truncated, &RULES).unwrap_err().contains("truncated"));
         let mut flipped = bytes.clone();
-        let last = flipped.len() - 2;
-        flipped[last] ^= 1;
-        assert!(decode(&flipped, &RULES).unwrap_err().contains("checksum"));
+        let body = bytes.iter().position(|b| *b == b'\n').unwrap();
+        let at = body + bytes[body..].iter().position(|b| *b == b'h').unwrap();
+        flipped[at] = b'k';
+        assert!(decode(&flipped, &RULES).unwrap_err().contains("corrupted"));
         let other = String::from_utf8(bytes.clone())
             .unwrap()
             .replace(FORMAT, "discovery-snapshot/9");
