@@ -8,6 +8,7 @@
 #                   [scenario flags...]
 #
 # Scenario flags are passed to `loadgen <scenario>` unchanged (see README.md).
+# `loadtest/run.sh soak [--duration 30m]` runs soak.sh (a long fleet, sampled for drift).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,7 +17,7 @@ GO_MODULE="github.com/bilibili/discovery"
 GO_VERSION="v1.2.0"
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -25,6 +26,7 @@ log() { printf '[run.sh] %s\n' "$*" >&2; }
 SCENARIO="${1:-}"
 [ $# -gt 0 ] && shift
 case "$SCENARIO" in
+    soak) exec "$(dirname "$0")/soak.sh" "$@" ;;
     fetch | renew | fleet | park | capacity) ;;
     -h | --help | help | "") usage ;;
     *) log "unknown scenario '$SCENARIO'"; usage ;;
