@@ -378,3 +378,37 @@ fn a_node_without_auth_on_an_open_address_warns() {
     let quiet = Server::start();
     assert!(!quiet.log_text().contains("no [auth] configured"));
 }
+
+#[test]
+fn the_dashboard_follows_the_same_rules() {
+    let s = Setup::new()
+        .auth("readToken", r#""r-secret""#)
+        .auth("adminToken", r#""a-secret""#)
+        .start();
+    let mut c = s.connect();
+    // The page and its assets hold no data: it loads, to ask for a token.
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(c.get("/ui/app.js").status, 200);
+    // Its data follows the read rule, its config page the admin rule.
+    assert_forbidden(&c.get("/ui/api/apps"), "read token required");
+    assert_eq!(
+        c.call_with_token("GET", "/ui/api/apps", "", "r-secret")
+            .status,
+        200
+    );
+    let overview = c.call_with_token("GET", "/ui/api/overview", "", "r-secret");
+    assert_eq!(overview.status, 200, "{}", overview.text());
+    assert_eq!(
+        overview.json()["data"]["admin"],
+        true,
+        "{}",
+        overview.text()
+    );
+    assert_forbidden(
+        &c.call_with_token("GET", "/ui/api/config", "", "r-secret"),
+        "admin token",
+    );
+    let config = c.call_with_token("GET", "/ui/api/config", "", "a-secret");
+    assert_eq!(config.status, 200);
+    assert!(!config.text().contains("a-secret") && !config.text().contains("r-secret"));
+}
