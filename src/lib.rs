@@ -43,5 +43,6 @@ pub mod net;
 pub mod node;
 pub mod park;
 pub mod registry;
+mod runtime;
 pub mod shutdown;
 pub mod wire;

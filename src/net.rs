@@ -22,6 +22,7 @@ use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::park::{CoreWaiters, Hub};
 use crate::registry::Registry;
+use crate::runtime;
 use crate::shutdown::ShutdownWatch;
 use crate::wire;
 
@@ -102,11 +103,7 @@ fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
         }
     }
     metrics::enter_core(core);
-    let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(4096)
-        .build();
-    let mut runtime = match runtime {
+    let mut runtime = match runtime::build(shared.http.driver) {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(core, error = %e, "cannot start the core's runtime");

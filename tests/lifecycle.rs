@@ -28,6 +28,43 @@ fn cores_run_the_requested_driver() {
     assert!(ready.contains("threads=2"), "{ready}");
 }
 
+/// `[httpServer] driver` picks the driver whatever the environment says.
+#[test]
+fn the_configured_driver_runs() {
+    for (driver, want) in [
+        ("epoll", "driver=\"epoll\""),
+        ("io_uring", "driver=\"io_uring\""),
+    ] {
+        let s = Setup::new().http("driver", driver).start();
+        for line in s.wait_logs("core started", 2) {
+            assert!(line.contains(want), "driver = {driver:?}: {line}");
+        }
+        s.register(&reg("a", "h1"));
+        assert_eq!(s.fetch("a").code(), 0);
+    }
+}
+
+#[test]
+fn an_unknown_driver_is_a_config_error() {
+    let dir = TempDir::new("driver");
+    std::fs::write(
+        dir.path().join("discovery.toml"),
+        "[env]\nzone = \"z\"\nhost = \"h\"\nDeployEnv = \"dev\"\n[httpServer]\naddr = \"127.0.0.1:0\"\ndriver = \"kqueue\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("-conf")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("httpServer.driver") && err.contains("kqueue"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unknown_config_keys_are_logged_not_fatal() {
     let s = Setup::new()

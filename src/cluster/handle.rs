@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use super::op::Op;
 use super::peer::{pick, Peer};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, Driver};
 use crate::identity::Identity;
 use crate::registry::Registry;
 use crate::wire::{Limits, Origin, Rules};
@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub(super) max_skew: Duration,
     /// Size limits a peer's instances are held to, as clients' are.
     pub(super) limits: Limits,
+    /// The I/O driver the cluster thread runs on, as the cores do.
+    pub(super) driver: Driver,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             max_peers: config.cluster.max_peers,
             max_skew: config.registry.max_clock_skew,
             limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
+            driver: config.http_server.driver,
         }
     }
 }

@@ -28,12 +28,11 @@ impl Cluster {
         let inbox = hub.subscribe();
         let initial = membership::refresh(self);
         let cluster = self.clone();
+        let driver = self.settings.driver;
         std::thread::Builder::new()
             .name("cluster".into())
             .spawn(move || {
-                let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                    .enable_timer()
-                    .build();
+                let rt = crate::runtime::build(driver);
                 match rt {
                     Ok(mut rt) => rt.block_on(cluster.run(inbox, stop, initial)),
                     Err(e) => tracing::error!(error = %e, "cannot start the cluster runtime"),

@@ -56,6 +56,7 @@ impl Config {
             ("httpServer.maxBody".into(), h.max_body_bytes.to_string()),
             ("httpServer.idleTimeout".into(), dur(h.idle_timeout)),
             ("httpServer.headerTimeout".into(), dur(h.header_timeout)),
+            ("httpServer.driver".into(), h.driver.name().into()),
             ("httpClient.dial".into(), dur(c.dial)),
             ("httpClient.keepAlive".into(), dur(c.keep_alive)),
             ("httpClient.timeout".into(), dur(c.timeout)),

@@ -15,8 +15,8 @@ use toml::{Table, Value};
 use super::toml_walk::{as_bool, as_string, as_strings, as_table, wrong_type, Section};
 use super::units::{parse_go_duration, parse_size};
 use super::{
-    AuthConfig, ClusterConfig, Config, ConfigError, EnvConfig, HttpClientConfig, HttpServerConfig,
-    LimitsConfig, LogConfig, LogFormat, RegistryConfig, MAX_THREADS,
+    AuthConfig, ClusterConfig, Config, ConfigError, Driver, EnvConfig, HttpClientConfig,
+    HttpServerConfig, LimitsConfig, LogConfig, LogFormat, RegistryConfig, MAX_THREADS,
 };
 
 /// Smallest accepted `httpServer.maxBody`: registrations with metadata need room.
@@ -55,6 +55,7 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         max_body_bytes: s.get("maxbody", as_body_size)?.unwrap_or(1 << 20),
         idle_timeout: s.get("idletimeout", as_duration)?.unwrap_or(secs(90)),
         header_timeout: s.get("headertimeout", as_duration)?.unwrap_or(secs(10)),
+        driver: s.get("driver", as_driver)?.unwrap_or(Driver::Auto),
     };
     s.finish(&mut warnings);
 
@@ -168,6 +169,17 @@ fn as_cidrs(v: Value) -> Result<Vec<ipnet::IpNet>, String> {
                 .map_err(|_| format!("{s:?} is not a network like \"10.0.0.0/24\""))
         })
         .collect()
+}
+
+fn as_driver(v: Value) -> Result<Driver, String> {
+    match as_string(v)?.as_str() {
+        "auto" => Ok(Driver::Auto),
+        "io_uring" => Ok(Driver::IoUring),
+        "epoll" => Ok(Driver::Epoll),
+        other => Err(format!(
+            "{other:?} is not one of \"auto\", \"io_uring\", \"epoll\""
+        )),
+    }
 }
 
 /// A positive count.

@@ -106,6 +106,30 @@ pub struct HttpServerConfig {
     /// How long a client may take to send a whole request once its first byte arrived, head
     /// and body (`headerTimeout`, default 10s).
     pub(crate) header_timeout: Duration,
+    /// The I/O driver (`driver`: "auto", "io_uring" or "epoll"; default auto).
+    pub(crate) driver: Driver,
+}
+
+/// The I/O driver the runtimes use (`[httpServer] driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring where the kernel allows it, else epoll (monoio's fusion driver).
+    Auto,
+    /// io_uring only: the node does not start where it is refused.
+    IoUring,
+    /// epoll only (what container runtimes' default seccomp profiles leave).
+    Epoll,
+}
+
+impl Driver {
+    /// The name the config and the logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
 }
 
 /// Client used to replicate to peer nodes (`[httpClient]`).
