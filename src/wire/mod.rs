@@ -247,7 +247,11 @@ mod tests {
             max_skew_ns: 300 * S,
             limits: Limits::DEFAULT,
         };
-        let p = |v: &str| Params::parse(format!("dirty_timestamp={v}").as_bytes(), b"").unwrap();
+        // Each form is leaked for the test's lifetime: Params borrows what it parses.
+        let p = |v: &str| {
+            let form: &'static str = format!("dirty_timestamp={v}").leak();
+            Params::parse(form.as_bytes(), b"").unwrap()
+        };
         assert_eq!(
             rules
                 .timestamp(&p(&(1_300 * S).to_string()), "dirty_timestamp")

@@ -65,7 +65,7 @@ pub(crate) fn push_line(body: &mut String, kind: OpKind, form: &str) {
 }
 
 /// The lines of a batch body, each decoded as a form.
-pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params>> + '_ {
+pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params<'_>>> + '_ {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|line| Params::parse(b"", line))
