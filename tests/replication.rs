@@ -150,3 +150,66 @@ fn a_short_batch_answer_is_a_failure_not_a_delivery() {
         "{sent} ops counted as delivered to a peer that answered none\n{text}"
     );
 }
+
+fn version_on(s: &Server, host: &str) -> Option<(String, i64)> {
+    let r = s.fetch("versions");
+    if r.code() != 0 {
+        return None;
+    }
+    let i = common::instance(&r.data(), "sh001", host);
+    Some((i["version"].as_str()?.to_string(), i["status"].as_i64()?))
+}
+
+#[test]
+fn a_set_reaches_a_peer_that_missed_the_last_register() {
+    let (a, b) = pair(|s| s);
+    a.register(&reg("versions", "h1").set("version", "v2"));
+    wait_until("b to hold v2", || {
+        (version_on(&b, "h1") == Some(("v2".into(), 1))).then_some(())
+    });
+    // b's copy goes back to v1 at the same version stamp, as if it had missed the register.
+    let dirty =
+        common::instance(&a.fetch("versions").data(), "sh001", "h1")["dirty_timestamp"].to_string();
+    let stale = reg("versions", "h1")
+        .set("version", "v1")
+        .set("replication", "true")
+        .set("dirty_timestamp", &dirty);
+    let mut c = common::Conn::open(b.addr);
+    let r = c.post("/discovery/register", &stale.encode());
+    assert_eq!(r.code(), 0, "{}", r.text());
+    assert_eq!(version_on(&b, "h1"), Some(("v1".into(), 1)));
+    // A set on a reaches b as the whole instance, so b ends with v2 and the new status (the set
+    // applied to b's own copy would leave it at v1).
+    let r = a.post(
+        "/discovery/set",
+        &common::ident("versions", "h1").set("status", "2"),
+    );
+    assert_eq!(r.code(), 0, "{}", r.text());
+    wait_until("b to hold v2 with status 2", || {
+        (version_on(&b, "h1") == Some(("v2".into(), 2))).then_some(())
+    });
+}
+
+#[test]
+fn a_renew_from_another_zone_compares_versions() {
+    let s = Setup::new().test_client_is_a_peer().start();
+    s.register(&reg("zones", "h1"));
+    let dirty = common::instance(&s.fetch("zones").data(), "sh001", "h1")["dirty_timestamp"]
+        .as_i64()
+        .unwrap();
+    let from_zone = |ts: i64| {
+        common::ident("zones", "h1")
+            .set("replication", "false")
+            .set("from_zone", "true")
+            .set("dirty_timestamp", &ts.to_string())
+    };
+    assert_eq!(
+        s.post("/discovery/renew", &from_zone(dirty + 1)).code(),
+        -404
+    );
+    assert_eq!(
+        s.post("/discovery/renew", &from_zone(dirty - 1)).code(),
+        -409
+    );
+    assert_eq!(s.post("/discovery/renew", &from_zone(dirty)).code(), 0);
+}

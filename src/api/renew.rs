@@ -20,10 +20,14 @@ pub(crate) fn handle<'a>(api: &Api, req: Renew<'_>) -> Result<Answer<'a>> {
     };
     if req.origin != Origin::Peer {
         api.cluster.forward(Op::Renew(inst.clone()), req.origin);
+    }
+    // A node's renew (of this zone, or forwarded from another) also compares versions: a newer
+    // copy there asks for its register (-404), an older one is told ours (-409 with our
+    // instance). Without this across zones, a change made on one side of a partition would
+    // never reach the other.
+    if req.origin == Origin::Client || req.dirty_ts == 0 {
         return Ok(Answer::Renewed(inst, Standing::Current));
     }
-    // A peer's renew also compares versions: a newer peer copy asks for its register (-404),
-    // an older one is told ours (-409 with our instance).
     if req.dirty_ts > inst.dirty_ts {
         return Err(Error::not_found(format!(
             "{} {} is newer on the peer",

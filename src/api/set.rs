@@ -1,7 +1,5 @@
 //! POST `/discovery/set`: change status and/or metadata of several hosts of an app at once.
 
-use std::sync::Arc;
-
 use super::answer::Answer;
 use super::context::Api;
 use crate::clock;
@@ -13,11 +11,16 @@ use crate::wire::Origin;
 /// Handles a set.
 pub(crate) fn handle<'a>(api: &Api, req: Set<'_>) -> Result<Answer<'a>> {
     let set_ts = req.set_ts.unwrap_or_else(clock::now_ns);
-    api.registry
+    let changed = api
+        .registry
         .set(&req.at, &req.changes, set_ts, api.limits.metadata)?;
+    // Peers get the whole changed instances, not the change: a peer that missed the instance's
+    // last register would otherwise apply the set to its old copy and take the set's version,
+    // and no later renew would notice the difference.
     if req.origin != Origin::Peer {
-        api.cluster
-            .forward(Op::Set(Arc::new(req.to_op(set_ts))), req.origin);
+        for inst in changed {
+            api.cluster.forward(Op::Register(inst), req.origin);
+        }
     }
     Ok(Answer::Ok)
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::registry::instance::Instance;
 use crate::wire::replicate::OpKind;
-use crate::wire::set::SetOp;
 use crate::wire::{cancel, register, renew, Hop};
 
 /// A write to forward to peers.
@@ -15,7 +14,6 @@ pub(crate) enum Op {
     Register(Arc<Instance>),
     Renew(Arc<Instance>),
     Cancel { inst: Arc<Instance>, latest_ts: i64 },
-    Set(Arc<SetOp>),
 }
 
 impl Op {
@@ -25,7 +23,6 @@ impl Op {
             Op::Register(_) => OpKind::Register,
             Op::Renew(_) => OpKind::Renew,
             Op::Cancel { .. } => OpKind::Cancel,
-            Op::Set(_) => OpKind::Set,
         }
     }
 
@@ -36,7 +33,6 @@ impl Op {
             Op::Register(i) | Op::Renew(i) | Op::Cancel { inst: i, .. } => {
                 (&i.env, &i.appid, &i.hostname).hash(&mut h)
             }
-            Op::Set(s) => (&s.env, &s.appid).hash(&mut h),
         }
         (h.finish() % lanes.max(1) as u64) as usize
     }
@@ -47,7 +43,6 @@ impl Op {
             Op::Register(i) => register::form(i, hop),
             Op::Renew(i) => renew::form(i, hop),
             Op::Cancel { inst, latest_ts } => cancel::form(inst, *latest_ts, hop),
-            Op::Set(s) => s.form(hop),
         }
     }
 }

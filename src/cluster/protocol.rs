@@ -185,8 +185,8 @@ fn verdict(op: &Op, code: i64, data: Option<&[u8]>, peer: &Peer, cluster: &Clust
             }
             Verdict::Done
         }
-        // Nothing to remove or change there: the peer already agrees.
-        (Op::Cancel { .. } | Op::Set(_), -404) => Verdict::Done,
+        // Nothing to remove there: the peer already agrees.
+        (Op::Cancel { .. }, -404) => Verdict::Done,
         (_, -500) => Verdict::Failed,
         (_, code) => {
             let op = op.kind();

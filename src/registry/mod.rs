@@ -380,10 +380,11 @@ impl Registry {
         changes: &[HostChange],
         set_ts: i64,
         limit: MetadataLimit,
-    ) -> Result<()> {
+    ) -> Result<Vec<Arc<Instance>>> {
         let AppZone { env, appid, zone } = *at;
         self.write(env, appid, false, |cur| {
             let mut zones = cur.zones.clone();
+            let mut changed = Vec::with_capacity(changes.len());
             for c in changes {
                 let Some(old) = cur.find(zone, &c.hostname) else {
                     return Err(Error::bad_param(format!(
@@ -395,12 +396,14 @@ impl Registry {
                 if let Some(m) = &inst.metadata {
                     limit.check(m)?;
                 }
-                snapshot::upsert(&mut zones, Arc::new(inst));
+                let inst = Arc::new(inst);
+                changed.push(inst.clone());
+                snapshot::upsert(&mut zones, inst);
             }
             let latest = bump(cur.latest_ts, set_ts);
             Ok((
                 Some(Snapshot::new(zones, latest, cur.scheduler.clone())),
-                (),
+                changed,
             ))
         })
         .map_err(|e| match e.kind {

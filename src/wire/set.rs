@@ -1,21 +1,16 @@
-//! `set`: change status and/or metadata of several hosts of one app and zone at once. Decoded
-//! from a client's or peer's form; forwarded to peers as the client sent it ([`SetOp`]).
+//! `set`: change status and/or metadata of several hosts of one app and zone at once, decoded
+//! from a client's or a peer's form. Peers are sent the changed instances whole (as registers),
+//! so a peer that missed an instance's last register cannot apply the change to an old copy.
 
 use super::params::Params;
-use super::{int, metadata, parse_status, peer_form, Hop, Origin, Rules};
+use super::{metadata, parse_status, Origin, Rules};
 use crate::error::{Error, Result};
 use crate::registry::{AppZone, HostChange};
 
 /// A set request.
 #[derive(Debug, Clone)]
 pub(crate) struct Set<'a> {
-    pub(crate) region: &'a str,
     pub(crate) at: AppZone<'a>,
-    pub(crate) hostnames: Vec<&'a str>,
-    /// As sent, one per hostname or none.
-    pub(crate) statuses: Vec<&'a str>,
-    /// As sent (JSON objects), one per hostname or none.
-    pub(crate) metadata: Vec<&'a str>,
     /// The decoded changes, one per hostname.
     pub(crate) changes: Vec<HostChange>,
     /// When the sender set it; `None` means now.
@@ -71,61 +66,11 @@ impl<'a> Set<'a> {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Set {
-            region: p.get("region").unwrap_or_default(),
             at: AppZone { env, appid, zone },
-            hostnames,
-            statuses,
-            metadata,
             changes,
             set_ts,
             origin,
         })
-    }
-
-    /// The set to forward to peers, applied at `set_ts`.
-    pub(crate) fn to_op(&self, set_ts: i64) -> SetOp {
-        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
-        SetOp {
-            region: self.region.to_owned(),
-            zone: self.at.zone.to_owned(),
-            env: self.at.env.to_owned(),
-            appid: self.at.appid.to_owned(),
-            hostnames: owned(&self.hostnames),
-            statuses: owned(&self.statuses),
-            metadata: owned(&self.metadata),
-            set_ts,
-        }
-    }
-}
-
-/// A `set` as the client sent it, to forward to peers.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SetOp {
-    pub(crate) region: String,
-    pub(crate) zone: String,
-    pub(crate) env: String,
-    pub(crate) appid: String,
-    pub(crate) hostnames: Vec<String>,
-    pub(crate) statuses: Vec<String>,
-    pub(crate) metadata: Vec<String>,
-    pub(crate) set_ts: i64,
-}
-
-impl SetOp {
-    /// The form that forwards this set to a peer.
-    pub(crate) fn form(&self, hop: Hop) -> String {
-        let mut f = peer_form(hop, &self.region, &self.zone, &self.env, &self.appid);
-        for h in &self.hostnames {
-            f.append_pair("hostname", h);
-        }
-        for st in &self.statuses {
-            f.append_pair("status", st);
-        }
-        for m in &self.metadata {
-            f.append_pair("metadata", m);
-        }
-        f.append_pair("set_timestamp", &int(self.set_ts));
-        f.finish()
     }
 }
 
@@ -140,17 +85,18 @@ mod tests {
     };
 
     #[test]
-    fn forwarded_set_decodes_to_the_same_changes() {
+    fn each_host_gets_its_status_and_metadata() {
         let q = r#"zone=z&env=e&appid=a&hostname=h1,h2&status=1,2&metadata={"k":"1,2"}&metadata={}&set_timestamp=9"#;
         let p = Params::parse(q.as_bytes(), b"").unwrap();
         let set = Set::from_params(&p, &RULES).unwrap();
-        assert_eq!(set.origin, Origin::Client);
-        let text = set.to_op(9).form(Hop::InZone);
-        let p2 = Params::parse(b"", text.as_bytes()).unwrap();
-        let back = Set::from_params(&p2, &RULES).unwrap();
-        assert_eq!(back.origin, Origin::Peer);
-        assert_eq!((back.at, back.set_ts), (set.at, Some(9)));
-        assert_eq!(format!("{:?}", back.changes), format!("{:?}", set.changes));
+        assert_eq!((set.origin, set.set_ts), (Origin::Client, Some(9)));
+        assert_eq!(set.changes.len(), 2);
+        assert_eq!(
+            (set.changes[0].status, set.changes[1].status),
+            (Some(1), Some(2))
+        );
+        let meta = set.changes[0].metadata.as_ref().unwrap();
+        assert_eq!(meta[0].1.as_ref(), "1,2");
     }
 
     #[test]
