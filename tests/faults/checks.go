@@ -59,6 +59,11 @@ func canon(m map[string]any, skip ...string) string {
 	for _, s := range skip {
 		delete(c, s)
 	}
+	// No metadata is `null` or `{}` depending on the path a copy took (the Go original
+	// forwards an empty form value); every client reads both as none.
+	if md, ok := c["metadata"].(map[string]any); ok && len(md) == 0 {
+		c["metadata"] = nil
+	}
 	b, _ := json.Marshal(c)
 	return string(b)
 }
@@ -73,6 +78,13 @@ func tsField(m map[string]any, k string) int64 {
 
 // Diff describes how the registries differ (empty when identical), ignoring `skip` fields.
 func Diff(names []string, regs []Registry, skip ...string) string {
+	d, _ := DiffExcept(names, regs, nil, skip...)
+	return d
+}
+
+// DiffExcept is Diff leaving out the instances in `except`; it also returns the keys that
+// differ.
+func DiffExcept(names []string, regs []Registry, except map[string]bool, skip ...string) (string, []string) {
 	keys := map[string]bool{}
 	for _, r := range regs {
 		for k := range r {
@@ -84,8 +96,11 @@ func Diff(names []string, regs []Registry, skip ...string) string {
 		sorted = append(sorted, k)
 	}
 	sort.Strings(sorted)
-	var out []string
+	var out, differ []string
 	for _, k := range sorted {
+		if except[k] {
+			continue
+		}
 		var vals []string
 		same := true
 		for i, r := range regs {
@@ -99,17 +114,18 @@ func Diff(names []string, regs []Registry, skip ...string) string {
 			}
 		}
 		if !same {
+			differ = append(differ, k)
 			out = append(out, fmt.Sprintf("%s: %s", k, fieldDiff(names, regs, k, skip)))
 		}
 	}
 	if len(out) == 0 {
-		return ""
+		return "", nil
 	}
 	head := fmt.Sprintf("%d instances differ", len(out))
 	if len(out) > 4 {
 		out = append(out[:4], "...")
 	}
-	return head + "; " + strings.Join(out, "; ")
+	return head + "; " + strings.Join(out, "; "), differ
 }
 
 // fieldDiff names the fields of one instance that differ between nodes.
