@@ -70,7 +70,7 @@ type Suite struct {
 	// leave them out (they would fail every later phase for the same cause); the final
 	// checks judge everything.
 	diverged map[string]bool
-	settle  []string             // convergence figures, for the summary
+	settle   []string // convergence figures, for the summary
 }
 
 func main() {
@@ -320,7 +320,7 @@ func (s *Suite) phases() []Phase {
 	)
 	if !s.mixed {
 		out = append(out, Phase{name: "set-after-miss",
-			what: fmt.Sprintf("%s misses a re-register (link from %s cut for a moment), then gets the set that follows it", n2.Name, n1.Name),
+			what:  fmt.Sprintf("%s misses a re-register (link from %s cut for a moment), then gets the set that follows it", n2.Name, n1.Name),
 			fault: func() { s.setAfterMiss(n1, n2) }, heal: heal})
 	}
 	if s.mixed {
@@ -658,7 +658,7 @@ func (s *Suite) setAfterMiss(from, to *Node) {
 		s.r.Check("set-after-miss: scenario", false, "%v", err)
 		return
 	}
-	s.w.Register(s.ctx, in, true) // g2, acknowledged by `from`, never reaches `to`
+	s.w.Register(s.ctx, in, true)    // g2, acknowledged by `from`, never reaches `to`
 	s.sleep(1500 * time.Millisecond) // the peer call times out (1 s) and the op is dropped
 	if err := s.c.Heal(); err != nil {
 		s.r.Check("set-after-miss: scenario", false, "%v", err)
