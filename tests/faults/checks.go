@@ -231,7 +231,7 @@ func (s *Sampler) Run(ctx context.Context, w *Workload) {
 		}
 		var wg sync.WaitGroup
 		for _, n := range w.c.Nodes {
-			if !n.Running() || n.stopped {
+			if !n.Serving() {
 				continue
 			}
 			wg.Add(1)

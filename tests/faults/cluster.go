@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,9 +43,11 @@ type Node struct {
 	confDir   string
 	logPath   string
 	ClockFile string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	stopped   bool // SIGSTOPped
+	// mu guards the process state below: the sampler reads it while the suite restarts nodes.
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopped bool // SIGSTOPped
 }
 
 // Cluster is the set of nodes and what the suite did to their links.
@@ -194,19 +197,20 @@ func (c *Cluster) Start(n *Node) error {
 		logFile.Close()
 		return fmt.Errorf("%s: start: %w", n.Name, err)
 	}
-	n.cmd = cmd
-	n.stopped = false
-	n.exited = make(chan struct{})
+	done := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.stopped, n.exited = cmd, false, done
+	n.mu.Unlock()
 	c.recordPid(cmd.Process.Pid)
-	go func(done chan struct{}) {
+	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
 		close(done)
-	}(n.exited)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-n.exited:
+		case <-done:
 			return fmt.Errorf("%s: exited during start-up (see %s)", n.Name, n.logPath)
 		default:
 		}
@@ -240,6 +244,8 @@ func (c *Cluster) recordPid(pid int) {
 
 // Signal sends sig to n's process group.
 func (n *Node) Signal(sig syscall.Signal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.cmd == nil {
 		return
 	}
@@ -254,33 +260,58 @@ func (n *Node) Signal(sig syscall.Signal) {
 
 // Kill ends n with sig (SIGKILL or SIGTERM) and waits for it, bounded.
 func (n *Node) Kill(sig syscall.Signal) {
-	if n.cmd == nil {
+	n.mu.Lock()
+	cmd, exited, stopped := n.cmd, n.exited, n.stopped
+	n.mu.Unlock()
+	if cmd == nil {
 		return
 	}
-	if n.stopped {
+	if stopped {
 		n.Signal(syscall.SIGCONT)
 	}
 	n.Signal(sig)
 	select {
-	case <-n.exited:
+	case <-exited:
 	case <-time.After(10 * time.Second):
 		n.Signal(syscall.SIGKILL)
-		<-n.exited
+		<-exited
 	}
+	n.mu.Lock()
 	n.cmd = nil
+	n.mu.Unlock()
+}
+
+// state is (started and not killed by the suite, exited on its own, SIGSTOPped).
+func (n *Node) state() (started, exited, stopped bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false, false, false
+	}
+	select {
+	case <-n.exited:
+		return true, true, n.stopped
+	default:
+		return true, false, n.stopped
+	}
 }
 
 // Running is true while the process is alive (stopped or not).
 func (n *Node) Running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
+	started, exited, _ := n.state()
+	return started && !exited
+}
+
+// Serving is true while the process is alive and not stopped.
+func (n *Node) Serving() bool {
+	started, exited, stopped := n.state()
+	return started && !exited && !stopped
+}
+
+// Died is true when the process ended without the suite ending it.
+func (n *Node) Died() bool {
+	started, exited, _ := n.state()
+	return started && exited
 }
 
 // SetSkew moves n's wall clock by d (libfaketime picks it up within a second).

@@ -200,7 +200,7 @@ func run(prof Profile, mixed bool, dir, ours, goBin, only string, uidBase int, r
 		s.final()
 	}
 	for _, n := range c.Nodes {
-		if n.cmd != nil && !n.Running() {
+		if n.Died() {
 			fmt.Printf("---- %s log tail\n%s\n", n.Name, n.LogTail(30))
 		}
 	}
@@ -320,7 +320,7 @@ func (s *Suite) phases() []Phase {
 	)
 	if !s.mixed {
 		out = append(out, Phase{name: "set-after-miss",
-			what:  fmt.Sprintf("%s misses a re-register (link from %s cut for a moment), then gets the set that follows it", n2.Name, n1.Name),
+			what:  fmt.Sprintf("%s misses a re-register (link from %s cut for 3 s), then gets the set that follows it", n2.Name, n1.Name),
 			fault: func() { s.setAfterMiss(n1, n2) }, heal: heal})
 	}
 	if s.mixed {
@@ -401,10 +401,13 @@ func (s *Suite) runPhase(ph Phase) {
 		withheld0[n.Name] = s.p.Withheld(n)
 	}
 	start := time.Now()
+	proxy0 := s.p.Totals()
 	ph.fault()
 	s.sleep(ph.hold)
 	ph.heal()
-	healed := time.Now()
+	proxy1 := s.p.Totals()
+	fmt.Printf("   between nodes, fault to heal (%s): %d requests carrying %d ops, %d connections reset, %d ops kept from peers\n",
+		time.Since(start).Round(100*time.Millisecond), proxy1[0]-proxy0[0], proxy1[1]-proxy0[1], proxy1[2]-proxy0[2], proxy1[3]-proxy0[3])
 	s.w.SetChurn(false)
 	took, ok, diff, keys := s.converge(s.prof.Settle, s.diverged)
 	fig := fmt.Sprintf("%-15s %s", ph.name, took.Round(100*time.Millisecond))
@@ -432,7 +435,6 @@ func (s *Suite) runPhase(ph Phase) {
 		ph.after()
 	}
 	s.w.SetChurn(true)
-	_ = healed
 }
 
 func ifNot(ok bool, s string) string {
@@ -658,8 +660,10 @@ func (s *Suite) setAfterMiss(from, to *Node) {
 		s.r.Check("set-after-miss: scenario", false, "%v", err)
 		return
 	}
-	s.w.Register(s.ctx, in, true)    // g2, acknowledged by `from`, never reaches `to`
-	s.sleep(1500 * time.Millisecond) // the peer call times out (1 s) and the op is dropped
+	s.w.Register(s.ctx, in, true) // g2, acknowledged by `from`, never reaches `to`
+	// Longer than the peer call's timeout (1 s) plus its one retry on a new connection (1 s
+	// dial), so the op is dropped rather than delivered late.
+	s.sleep(3 * time.Second)
 	if err := s.c.Heal(); err != nil {
 		s.r.Check("set-after-miss: scenario", false, "%v", err)
 		return

@@ -103,6 +103,18 @@ func (p *Proxy) Set(from, to *Node, m Mode, d time.Duration) {
 // Clear puts every link back to pass.
 func (p *Proxy) Clear() { p.Set(nil, nil, Pass, 0) }
 
+// Totals sums requests, ops forwarded, connections reset and ops kept from peers over all links.
+func (p *Proxy) Totals() [4]int64 {
+	var t [4]int64
+	for _, l := range p.Links {
+		t[0] += l.Requests.Load()
+		t[1] += l.Forwarded.Load()
+		t[2] += l.Resets.Load()
+		t[3] += l.Withheld.Load()
+	}
+	return t
+}
+
 // Withheld sums the ops kept from peers on links out of `from`.
 func (p *Proxy) Withheld(from *Node) int64 {
 	var n int64

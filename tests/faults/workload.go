@@ -219,7 +219,7 @@ func (w *Workload) Call(ctx context.Context, n *Node, method, path string, param
 	return r
 }
 
-// failed is true when the node may or may not have applied the write (no definite answer).
+// unknown is true when the node may or may not have applied the write (no definite answer).
 func (r Reply) unknown() bool { return r.Err != nil || r.HTTP >= 500 || r.Code == -500 }
 
 func (in *Inst) params() url.Values {
