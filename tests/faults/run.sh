@@ -119,6 +119,7 @@ run_cluster() { # name, extra flags...
     mkdir -p "$dir"
     chmod 755 "$dir"
     local log=$dir/suite.log
+    : >"$log" # before tail opens it
     phase "cluster: $name"
     setsid timeout "$budget" "$CACHE/bin/faults" -dir "$dir" -ours "$CACHE/bin/discovery-rs" "$@" >"$log" 2>&1 &
     run_pid=$!
