@@ -29,10 +29,11 @@ const (
 	Batch413   // POST /discovery/replicate answered 413 without forwarding
 	ShortBatch // only the first half of a batch forwarded; the peer's (short) answer returned
 	SlowSync   // GET /discovery/fetch/all answered after the delay
+	Refuse     // every request read whole, never forwarded, the connection reset
 )
 
 func (m Mode) String() string {
-	return [...]string{"pass", "delay", "reset", "413", "short-batch", "slow-sync"}[m]
+	return [...]string{"pass", "delay", "reset", "413", "short-batch", "slow-sync", "refuse"}[m]
 }
 
 // Link is one directed link's listener and state.
@@ -200,6 +201,13 @@ func (l *Link) serve(c net.Conn, conns *sync.Map) {
 		}
 		req.Body.Close()
 		ops := opsIn(req.URL.Path, body)
+		if mode == Refuse {
+			// Unlike a dropped packet, nothing of it can reach the peer later (a cut TCP
+			// connection retransmits what it had sent once the link is back).
+			l.Resets.Add(1)
+			resetConn(c)
+			return
+		}
 		if mode == Delay || (mode == SlowSync && req.URL.Path == "/discovery/fetch/all") {
 			time.Sleep(delay)
 		}
