@@ -49,7 +49,7 @@ var (
 	// often as the guard expects (two renews per eviction window), as clients of the
 	// original do (30 s renews, 60 s window), so the guard sees a loss of renews as it would.
 	timing = Timing{PollHold: 8 * time.Second, EvictInterval: 6 * time.Second, EvictAfter: 9 * time.Second,
-		EvictAfterProtected: 60 * time.Second, GuardRecount: 30 * time.Second,
+		EvictAfterProtected: 360 * time.Second, GuardRecount: 30 * time.Second,
 		ProtectTimeout: 10 * time.Second, SelfRenew: 3 * time.Second}
 	renewEvery = 3 * time.Second
 )
