@@ -26,6 +26,9 @@ const (
 	nftTable = "discovery_faults"
 	// faketimeLib is Debian's libfaketime (package faketime), multi-threaded variant.
 	faketimeLib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+	// peerTimeout is each node's httpClient.timeout: twice the example config's 1 s, so a
+	// busy shared machine does not pass for a fault.
+	peerTimeout = 2 * time.Second
 )
 
 // Node is one discovery process of the cluster.
@@ -153,12 +156,13 @@ timeout = "40s"
 [httpClient]
 dial = "1s"
 keepAlive = "60s"
-timeout = "1s"
+timeout = %q
 
 [log]
 stdout = true
 
-`, strings.Join(same, ", "), otherZone, strings.Join(other, ", "), region, n.Zone, "faults-"+n.Name, deployEnv, n.Addr)
+`, strings.Join(same, ", "), otherZone, strings.Join(other, ", "), region, n.Zone, "faults-"+n.Name, deployEnv, n.Addr,
+		peerTimeout.String())
 	if !n.Go {
 		cfg += c.timing.toml()
 	}

@@ -331,10 +331,10 @@ func (s *Suite) phases() []Phase {
 		out[1].drops, out[1].senders = DropsAny, nil
 	} else {
 		out = append(out,
-			Phase{name: "delay", what: fmt.Sprintf("400 ms added to every request into %s (below the 1 s peer timeout)", n2.Name),
+			Phase{name: "delay", what: fmt.Sprintf("400 ms added to every request into %s (below the %s peer timeout)", n2.Name, peerTimeout),
 				fault: func() { p.Set(nil, n2, Delay, 400*time.Millisecond) }, heal: heal, hold: prof.Fault, drops: DropsNone},
-			Phase{name: "delay-timeout", what: fmt.Sprintf("1500 ms added to every request into %s (past the 1 s peer timeout)", n5.Name),
-				fault: func() { p.Set(nil, n5, Delay, 1500*time.Millisecond) }, heal: heal, hold: prof.Fault, drops: DropsSome, senders: []*Node{n4}},
+			Phase{name: "delay-timeout", what: fmt.Sprintf("%s added to every request into %s (past the %s peer timeout)", peerTimeout+time.Second/2, n5.Name, peerTimeout),
+				fault: func() { p.Set(nil, n5, Delay, peerTimeout+time.Second/2) }, heal: heal, hold: prof.Fault, drops: DropsSome, senders: []*Node{n4}},
 			Phase{name: "reset", what: fmt.Sprintf("connections into %s reset mid-body (request half read, or answer half sent)", n3.Name),
 				fault: func() { p.Set(nil, n3, Reset, 0) }, heal: heal, hold: prof.Fault, drops: DropsSome, senders: []*Node{n1, n2}},
 			Phase{name: "batch-413", what: fmt.Sprintf("%s's batches answered 413 (ops must go one by one)", n1.Name),
@@ -619,9 +619,10 @@ func (s *Suite) killRestart(n *Node) {
 	key := fmt.Sprintf("%s/%s/%s/%s", env, boot.App, boot.Zone, boot.Host)
 	var prev int64
 	var back []string
-	end := time.Now().Add(6 * time.Second)
+	// The sync lands about 4 s after the start (2 s each way); watch well past that.
+	end := time.Now().Add(12 * time.Second)
 	lastRenew := time.Now()
-	for i := 0; i < 200 && time.Now().Before(end); i++ {
+	for i := 0; i < 400 && time.Now().Before(end); i++ {
 		if time.Since(lastRenew) > 300*time.Millisecond {
 			s.w.Renew(s.ctx, boot)
 			lastRenew = time.Now()
