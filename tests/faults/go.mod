@@ -1,0 +1,3 @@
+module discovery-rs/tests/faults
+
+go 1.22
