@@ -16,6 +16,8 @@ pub enum Kind {
     NotModified,
     /// Reads refused during start-up protection: HTTP 503, ecode -500.
     Protected,
+    /// A server-wide limit is reached (the message names it): HTTP 503, ecode -503.
+    Overloaded,
 }
 
 /// An error with its kind and a human-readable context (sent as the envelope's `message`).
@@ -48,13 +50,15 @@ impl Error {
             Kind::NotFound => -404,
             Kind::NotModified => -304,
             Kind::Protected => -500,
+            Kind::Overloaded => -503,
         }
     }
 
-    /// The HTTP status line: business outcomes are 200, only start-up protection is 503.
+    /// The HTTP status line: business outcomes are 200; start-up protection and a reached
+    /// server limit are 503.
     pub fn http_status(&self) -> u16 {
         match self.kind {
-            Kind::Protected => 503,
+            Kind::Protected | Kind::Overloaded => 503,
             _ => 200,
         }
     }

@@ -56,9 +56,11 @@ pub(crate) struct CoreCounters {
     pub(crate) requests: AtomicU64,
     pub(crate) bad_requests: AtomicU64,
     pub(crate) connections_open: AtomicI64,
+    pub(crate) connections_refused: AtomicU64,
     pub(crate) polls_parked: AtomicI64,
     pub(crate) polls_answered: AtomicU64,
     pub(crate) poll_timeouts: AtomicU64,
+    pub(crate) polls_refused: AtomicU64,
 }
 
 /// The node's counters and gauges.
@@ -99,6 +101,11 @@ impl Metrics {
         self.cores.mine()
     }
 
+    /// Polls parked now, all cores together.
+    pub(crate) fn polls_parked(&self) -> i64 {
+        self.sum(|c| c.polls_parked.load(Ordering::Relaxed))
+    }
+
     fn sum(&self, f: impl Fn(&CoreCounters) -> i64) -> i64 {
         self.cores.iter().map(f).sum()
     }
@@ -107,7 +114,7 @@ impl Metrics {
     pub(crate) fn render(&self, computed: &[Sample<'_>]) -> String {
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
         let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed);
-        let own: [Sample<'_>; 9] = [
+        let own: [Sample<'_>; 11] = [
             (
                 "discovery_requests_total",
                 "counter",
@@ -127,6 +134,12 @@ impl Metrics {
                 self.sum(|c| gauge(&c.connections_open)),
             ),
             (
+                "discovery_connections_refused_total",
+                "counter",
+                "Connections refused with 503 (httpServer.maxConns or maxConnsPerIp reached).",
+                self.sum(|c| count(&c.connections_refused)),
+            ),
+            (
                 "discovery_polls_parked",
                 "gauge",
                 "Long-polls waiting for a change.",
@@ -143,6 +156,12 @@ impl Metrics {
                 "counter",
                 "Long-polls answered -304 at the deadline.",
                 self.sum(|c| count(&c.poll_timeouts)),
+            ),
+            (
+                "discovery_polls_refused_total",
+                "counter",
+                "Long-polls refused with 503 (httpServer.maxParkedPolls reached).",
+                self.sum(|c| count(&c.polls_refused)),
             ),
             (
                 "discovery_evict_rounds_total",

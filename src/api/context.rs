@@ -22,5 +22,7 @@ pub(crate) struct Api {
     pub(crate) waiters: Rc<CoreWaiters>,
     /// How long a poll is held before -304.
     pub(crate) poll_hold: Duration,
+    /// Polls parked at once, all cores together; one more is answered 503.
+    pub(crate) max_parked_polls: usize,
     pub(crate) shutdown: ShutdownWatch,
 }
