@@ -159,6 +159,12 @@ impl Setup {
         self
     }
 
+    /// An integer key of `[httpServer]`, e.g. `("maxConns", 3)`.
+    pub fn http_int(mut self, key: &str, value: i64) -> Setup {
+        self.http.insert(key.into(), value.to_string());
+        self
+    }
+
     /// A duration key of `[registry]`, e.g. `("pollHold", "1s")`.
     pub fn registry(mut self, key: &str, value: &str) -> Setup {
         self.registry.insert(key.into(), format!("{value:?}"));
@@ -609,6 +615,11 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Conn::from_stream(stream)
+    }
+
+    /// A connection over a stream the caller connected (from a chosen source address, say).
+    pub fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         Conn {
