@@ -72,7 +72,11 @@ fn a_go_sdk_polls_for_1500_appids_fits_the_head() {
     let r = s.get(&target);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.code(), 0, "{}", r.text());
-    assert!(r.data().get("service.app-0000.main").is_some(), "{}", r.text());
+    assert!(
+        r.data().get("service.app-0000.main").is_some(),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -149,9 +153,7 @@ fn buffers_shrink_after_a_large_request() {
 /// A connection to `to` from source address `from`.
 fn connect_from(from: [u8; 4], to: SocketAddr) -> Conn {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from((from, 0)).into())
-        .unwrap();
+    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
     socket.connect(&to.into()).unwrap();
     Conn::from_stream(TcpStream::from(socket))
 }
@@ -196,7 +198,9 @@ fn connections_beyond_max_conns_get_503() {
 #[test]
 fn connections_beyond_max_conns_per_ip_get_503_and_other_addresses_still_connect() {
     let s = Setup::new().http_int("maxConnsPerIp", 2).start();
-    let mut held: Vec<Conn> = (0..2).map(|_| connect_from([127, 0, 0, 2], s.addr)).collect();
+    let mut held: Vec<Conn> = (0..2)
+        .map(|_| connect_from([127, 0, 0, 2], s.addr))
+        .collect();
     for c in &mut held {
         assert_eq!(c.get("/discovery/nodes").code(), 0);
     }
@@ -252,7 +256,11 @@ fn a_get_body_is_not_read_as_parameters() {
     let r = c.read_response();
     assert_eq!(r.code(), -400, "{}", r.text());
     // The same parameters in the query are served.
-    assert_eq!(c.get("/discovery/fetch?appid=bodied&env=dev&status=3").code(), 0);
+    assert_eq!(
+        c.get("/discovery/fetch?appid=bodied&env=dev&status=3")
+            .code(),
+        0
+    );
     // A POST's body still counts.
     let r = c.post("/discovery/renew", &common::ident("bodied", "h1").encode());
     assert_eq!(r.code(), 0, "{}", r.text());

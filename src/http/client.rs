@@ -287,4 +287,54 @@ mod tests {
         assert!(!answer.ours && !keep && answer.body == b"{}");
         assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
     }
+
+    /// Frames `raw` fed in pieces of `step` bytes.
+    fn framed(raw: &[u8], step: usize, max: usize) -> Result<Option<(Vec<u8>, bool)>, String> {
+        let mut f = AnswerFramer::new(max);
+        for piece in raw.chunks(step) {
+            match f.push(piece) {
+                Ok(Some((a, keep))) => return Ok(Some((a.body, keep))),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn framing_is_the_same_however_the_answer_is_split() {
+        let raws: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for raw in raws {
+            let whole = framed(raw, raw.len(), 64);
+            for step in 1..raw.len() {
+                assert_eq!(framed(raw, step, 64), whole, "step {step}");
+            }
+        }
+        assert_eq!(framed(raws[1], 1, 64), Ok(Some((b"abcde".to_vec(), true))));
+        assert!(framed(raws[3], 1, 64).is_err(), "CL and TE together");
+    }
+
+    #[test]
+    fn answers_are_bounded_in_body_and_framing() {
+        let long = b"HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n";
+        assert!(framed(long, 7, 64).is_err());
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        // One data byte per 100 framing bytes: refused once framing passes its bound.
+        for _ in 0..200 {
+            chunked.extend_from_slice(format!("1;{}\r\nx\r\n", "e".repeat(93)).as_bytes());
+        }
+        let err = framed(&chunked, 1000, 1024).unwrap_err();
+        assert!(err.contains("FramingTooLarge"), "{err}");
+        let endless = [
+            b"HTTP/1.1 200 OK\r\nX: ".as_slice(),
+            &[b'a'; MAX_ANSWER_HEAD],
+        ]
+        .concat();
+        assert!(framed(&endless, 4096, 64).is_err());
+    }
 }

@@ -417,3 +417,80 @@ async fn read_now(stream: &mut TcpStream, rbuf: &mut Vec<u8>) -> Read {
         Err(_) => Read::Closed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_requests_are_consumed_without_moving_bytes() {
+        let mut r = ReadBuf {
+            buf: b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c".to_vec(),
+            start: 0,
+        };
+        let at = r.buf.as_ptr();
+        r.consume(19);
+        assert_eq!(&r.pending()[..6], b"GET /b");
+        r.consume(19);
+        assert_eq!(r.pending(), b"GET /c");
+        // Nothing was copied: the cursor moved over the same bytes.
+        assert_eq!(r.buf.as_ptr(), at);
+        assert_eq!(r.start, 38);
+        // Only making room for a read moves the rest to the front, once.
+        r.compact();
+        assert_eq!((r.buf.as_slice(), r.start), (&b"GET /c"[..], 0));
+        r.consume(6);
+        assert!(r.buf.is_empty() && r.start == 0);
+    }
+
+    #[test]
+    fn a_grown_read_buffer_is_given_back_between_requests() {
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(4 * KEEP_CAPACITY),
+            start: 0,
+        };
+        r.buf.extend_from_slice(&[b'x'; 3 * KEEP_CAPACITY]);
+        r.buf.extend_from_slice(b"GET /next");
+        r.consume(3 * KEEP_CAPACITY);
+        r.settle();
+        assert_eq!(r.pending(), b"GET /next");
+        assert!(r.buf.capacity() <= KEEP_CAPACITY);
+        // An empty one ends with no allocation at all.
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(4 * KEEP_CAPACITY),
+            start: 0,
+        };
+        r.settle();
+        assert_eq!(r.buf.capacity(), 0);
+        // A small one is kept for the next request.
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+        };
+        r.settle();
+        assert_eq!(r.buf.capacity(), READ_CHUNK);
+    }
+
+    #[test]
+    fn the_end_of_a_long_head_is_searched_once() {
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.resize(EAGER_HEAD_BYTES + 10, b'a');
+        let mut scanned = 0;
+        assert!(!head_may_be_complete(&head, &mut scanned));
+        assert_eq!(scanned, head.len());
+        // The blank line split across reads is still found.
+        head.extend_from_slice(b"\r\n\r");
+        assert!(!head_may_be_complete(&head, &mut scanned));
+        head.push(b'\n');
+        assert!(head_may_be_complete(&head, &mut scanned));
+        // Bare LF line ends, which the parser accepts, too.
+        let mut bare = head[..EAGER_HEAD_BYTES + 10].to_vec();
+        let mut scanned = 0;
+        bare.extend_from_slice(b"\n");
+        assert!(!head_may_be_complete(&bare, &mut scanned));
+        bare.extend_from_slice(b"\n");
+        assert!(head_may_be_complete(&bare, &mut scanned));
+        // Short heads are always parsed, so garbage is refused at once.
+        assert!(head_may_be_complete(b"GET", &mut 0));
+    }
+}
