@@ -310,6 +310,13 @@ impl BodyDecoder {
         let mut pos = 0;
         while pos < input.len() && self.state != Chunk::Done {
             if let Chunk::Data { left } = self.state {
+                if self.body.is_empty() {
+                    if let BodyKind::Length(n) = self.kind {
+                        // Known and within the limit: one allocation, no regrowth; made only once
+                        // the client sends data.
+                        self.body.reserve_exact(n);
+                    }
+                }
                 let take = left.min(input.len() - pos);
                 self.body.extend_from_slice(&input[pos..pos + take]);
                 pos += take;

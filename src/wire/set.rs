@@ -8,7 +8,7 @@ use crate::registry::{AppZone, HostChange};
 
 /// A set request.
 #[derive(Debug, Clone)]
-pub(crate) struct Set<'a> {
+pub struct Set<'a> {
     pub(crate) region: &'a str,
     pub(crate) at: AppZone<'a>,
     pub(crate) hostnames: Vec<&'a str>,
@@ -25,7 +25,7 @@ pub(crate) struct Set<'a> {
 
 impl<'a> Set<'a> {
     /// Reads a set form.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Set<'a>> {
+    pub fn from_params(p: &'a Params) -> Result<Set<'a>> {
         let (zone, env, appid) = (
             p.required("zone")?,
             p.required("env")?,

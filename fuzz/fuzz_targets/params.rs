@@ -1,0 +1,71 @@
+//! Form parameters: `Params` over a query and a body, every accessor, and every message a
+//! client or peer sends built from them, within a time budget per input that grows linearly
+//! with its size (a quadratic path blows it on large inputs: run with a large `-max_len`).
+//!
+//! Input: byte 0 says where the query ends and the body starts.
+
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use discovery::wire::cancel::Cancel;
+use discovery::wire::fetch::{Fetch, Fetchs};
+use discovery::wire::params::Params;
+use discovery::wire::poll::{Poll, PollKind};
+use discovery::wire::register::Register;
+use discovery::wire::renew::Renew;
+use discovery::wire::replicate::OpKind;
+use discovery::wire::set::Set;
+use libfuzzer_sys::fuzz_target;
+
+const KEYS: [&str; 12] = [
+    "appid",
+    "env",
+    "zone",
+    "hostname",
+    "addrs",
+    "metadata",
+    "status",
+    "latest_timestamp",
+    "dirtytimestamp",
+    "replication",
+    "version",
+    "op",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, rest)) = data.split_first() else {
+        return;
+    };
+    let cut = (usize::from(cut) * rest.len() / 255).min(rest.len());
+    let (query, body) = rest.split_at(cut);
+    let started = Instant::now();
+    let p = Params::parse(query, body);
+    for key in KEYS {
+        let _ = p.get(key);
+        let _ = p.required(key);
+        let _ = p.list(key);
+        let _ = p.unique_list(key);
+        let _ = p.all(key);
+        let _ = p.bool(key);
+        let _ = p.i64(key);
+        let _ = p.i64_list(key);
+    }
+    let _ = Fetch::from_params(&p);
+    let _ = Fetchs::from_params(&p);
+    let _ = Poll::from_params(&p, PollKind::One);
+    let _ = Poll::from_params(&p, PollKind::Many);
+    let _ = Register::from_params(&p);
+    let _ = Renew::from_params(&p);
+    let _ = Cancel::from_params(&p);
+    let _ = Set::from_params(&p);
+    let _ = OpKind::from_params(&p);
+    // Generous for a loaded machine; linear in the input.
+    let budget = Duration::from_millis(100) + Duration::from_micros(5) * data.len() as u32;
+    let took = started.elapsed();
+    assert!(
+        took < budget,
+        "{} input bytes took {took:?} (budget {budget:?})",
+        data.len()
+    );
+});

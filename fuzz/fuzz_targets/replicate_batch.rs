@@ -1,0 +1,32 @@
+//! A `/discovery/replicate` batch body as the handler reads it: its lines, each decoded as a
+//! form, its op and the op's message. No panic, one decoded line per non-empty input line, and
+//! within a time budget linear in the input.
+
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use discovery::wire::cancel::Cancel;
+use discovery::wire::register::Register;
+use discovery::wire::renew::Renew;
+use discovery::wire::replicate::{lines, OpKind};
+use discovery::wire::set::Set;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let started = Instant::now();
+    let mut decoded = 0;
+    for p in lines(data) {
+        decoded += 1;
+        let _ = OpKind::from_params(&p).map(|kind| match kind {
+            OpKind::Register => Register::from_params(&p).is_ok(),
+            OpKind::Renew => Renew::from_params(&p).is_ok(),
+            OpKind::Cancel => Cancel::from_params(&p).is_ok(),
+            OpKind::Set => Set::from_params(&p).is_ok(),
+        });
+    }
+    let expected = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    assert_eq!(decoded, expected);
+    let budget = Duration::from_millis(100) + Duration::from_micros(5) * data.len() as u32;
+    assert!(started.elapsed() < budget, "{} bytes", data.len());
+});
