@@ -310,14 +310,16 @@ impl BodyDecoder {
         let mut pos = 0;
         while pos < input.len() && self.state != Chunk::Done {
             if let Chunk::Data { left } = self.state {
-                if self.body.is_empty() {
-                    if let BodyKind::Length(n) = self.kind {
-                        // Known and within the limit: one allocation, no regrowth; made only once
-                        // the client sends data.
-                        self.body.reserve_exact(n);
+                let take = left.min(input.len() - pos);
+                if let BodyKind::Length(n) = self.kind {
+                    // Once a quarter of a known length has arrived, allocate the rest at once:
+                    // no regrowth through ever larger blocks, and never more than four times
+                    // what the client actually sent.
+                    let have = self.body.len() + take;
+                    if self.body.capacity() < n && have >= n / 4 {
+                        self.body.reserve_exact(n - self.body.len());
                     }
                 }
-                let take = left.min(input.len() - pos);
                 self.body.extend_from_slice(&input[pos..pos + take]);
                 pos += take;
                 self.state = match (left - take, self.kind) {
@@ -884,6 +886,21 @@ mod tests {
         for step in 1..7 {
             assert_eq!(feed_split(b"abcdefg", BodyKind::Length(5), step), whole);
         }
+    }
+
+    #[test]
+    fn a_length_body_is_allocated_in_proportion_to_what_arrived() {
+        let n = 1 << 20;
+        let mut d = BodyDecoder::new(BodyKind::Length(n), n).unwrap();
+        // One byte announced as a megabyte does not make us allocate the megabyte.
+        assert_eq!(d.feed(b"x").unwrap(), 1);
+        assert!(d.body.capacity() < 64 * 1024, "{}", d.body.capacity());
+        // A quarter of it does, once, for the rest.
+        d.feed(&vec![b'y'; n / 4]).unwrap();
+        assert_eq!(d.body.capacity(), n);
+        d.feed(&vec![b'z'; n]).unwrap();
+        assert!(d.is_done());
+        assert_eq!(d.into_body().capacity(), n);
     }
 
     #[test]
