@@ -70,7 +70,11 @@ fn assert_no_cl_and_te(head: &[u8]) {
     if req.parse(head).is_err() {
         return;
     }
-    let has = |name: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+    let has = |name: &str| {
+        req.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+    };
     assert!(!(has("content-length") && has("transfer-encoding")));
 }
 
