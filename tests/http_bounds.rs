@@ -92,6 +92,9 @@ fn a_client_that_reads_nothing_is_disconnected_after_write_timeout() {
     // Far more answer than the socket buffers of both ends hold, and never read.
     let count = (64 << 20) / one + 1;
     let mut c = s.connect();
+    // Served once first, so the server has accepted it and counts it among the open ones.
+    assert_eq!(c.get("/discovery/nodes").code(), 0);
+    assert!(s.metric("discovery_connections_open") >= 2);
     let request = "GET /discovery/fetch?appid=wide&env=dev&status=3 HTTP/1.1\r\n\r\n";
     c.send(request.repeat(count));
     let started = Instant::now();
