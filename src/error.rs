@@ -20,6 +20,8 @@ pub enum Kind {
     Protected,
     /// The caller lacks the token or address the action needs: HTTP 403, ecode -403.
     Forbidden,
+    /// A server-wide limit is reached (the message names it): HTTP 503, ecode -503.
+    Overloaded,
 }
 
 /// An error with its kind and a human-readable context (sent as the envelope's `message`).
@@ -57,13 +59,15 @@ impl Error {
             Kind::NotModified => -304,
             Kind::Protected => -500,
             Kind::Forbidden => -403,
+            Kind::Overloaded => -503,
         }
     }
 
-    /// The HTTP status line: business outcomes are 200, only start-up protection is 503.
+    /// The HTTP status line: business outcomes are 200; start-up protection and a reached
+    /// server limit are 503.
     pub fn http_status(&self) -> u16 {
         match self.kind {
-            Kind::Protected => 503,
+            Kind::Protected | Kind::Overloaded => 503,
             Kind::Forbidden => 403,
             _ => 200,
         }

@@ -71,6 +71,35 @@ fn open_log_file(dir: &std::path::Path) -> Result<File, String> {
         .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
 }
 
+/// The line a panic is logged with, before the process aborts.
+pub const PANIC_LINE: &str = "panic: aborting the process so that its supervisor restarts it";
+
+/// Makes any panic, on any thread, end the whole process: the panic is logged (to the log and
+/// to standard error, which a supervisor keeps) and the process aborts. A core thread that
+/// panicked would otherwise end alone, leaving its listener's connections unserved and its
+/// inbox of changes growing, with the process still looking alive. The release profile also
+/// sets `panic = "abort"`; the hook gives the log line, and aborts in every profile.
+pub fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        tracing::error!(thread = name, at = %location, "{PANIC_LINE}: {payload}");
+        eprintln!("discovery: {PANIC_LINE}: thread {name} at {location}: {payload}");
+        default(info);
+        std::process::abort();
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         eprintln!("discovery: {e}");
         return ExitCode::FAILURE;
     }
+    logging::abort_on_panic();
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

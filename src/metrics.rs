@@ -208,6 +208,7 @@ pub(crate) struct CoreCounters {
     pub(crate) requests: AtomicU64,
     pub(crate) bad_requests: AtomicU64,
     pub(crate) connections_open: AtomicI64,
+    pub(crate) connections_refused: AtomicU64,
     pub(crate) polls_parked: AtomicI64,
     pub(crate) polls_answered: AtomicU64,
     pub(crate) poll_timeouts: AtomicU64,
@@ -219,6 +220,7 @@ pub(crate) struct CoreCounters {
     pub(crate) poll_hold: Histogram<{ LATENCY_BOUNDS_NS.len() }>,
     /// From a change's publication to the answer of a poll parked on it.
     pub(crate) poll_wake: Histogram<{ LATENCY_BOUNDS_NS.len() }>,
+    pub(crate) polls_refused: AtomicU64,
 }
 
 /// The node's counters and gauges.
@@ -270,6 +272,11 @@ impl Metrics {
     /// This core's counters.
     pub(crate) fn core(&self) -> &CoreCounters {
         self.cores.mine()
+    }
+
+    /// Polls parked now, all cores together.
+    pub(crate) fn polls_parked(&self) -> i64 {
+        self.sum(|c| c.polls_parked.load(Ordering::Relaxed))
     }
 
     /// A counter or gauge summed over every core.

@@ -2,13 +2,16 @@
 //! listener per core on the same address; [`start`] gives each core a thread with its runtime,
 //! its listener, an accept loop, its API service and a dispatcher for its parked polls. A core
 //! stops accepting when the shutdown watch triggers, gives its connections a moment to finish,
-//! and ends.
+//! and ends. The [`Gate`] caps open connections, in total and per source address; a
+//! connection beyond a cap is answered 503 and closed.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,7 @@ use crate::api::{Access, Api, FetchAllCache};
 use crate::cluster::Cluster;
 use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
+use crate::http::response::{self, Framing, Keep, Version};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::park::{CoreWaiters, Hub};
@@ -25,6 +29,7 @@ use crate::registry::Registry;
 use crate::runtime;
 use crate::shutdown::ShutdownWatch;
 use crate::wire;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 /// Listen backlog per core: bursts of reconnecting pollers must not be refused.
 const BACKLOG: i32 = 4096;
@@ -69,6 +74,124 @@ pub(crate) struct Shared {
     pub(crate) shutdown: ShutdownWatch,
 }
 
+/// Connection caps: open connections in total and per source address, all cores together.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<GateCounts>,
+}
+
+#[derive(Debug, Default)]
+struct GateCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// An admitted connection's place in the [`Gate`]; dropping it gives the place back.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Gate {
+    /// A gate for `max_total` connections, at most `max_per_ip` from one source address.
+    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            max_total,
+            max_per_ip,
+            open: Mutex::new(GateCounts::default()),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, GateCounts> {
+        // The counts stay consistent even if a holder panicked: every update is one statement.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let mut counts = self.counts();
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if counts.total >= self.max_total || from_ip >= self.max_per_ip {
+            return None;
+        }
+        counts.total += 1;
+        counts.per_ip.insert(ip, from_ip + 1);
+        Some(Admitted {
+            gate: self.clone(),
+            ip,
+        })
+    }
+
+    /// Why a connection from `ip` was refused, naming the limit.
+    fn describe(&self, ip: IpAddr) -> String {
+        let counts = self.counts();
+        if counts.total >= self.max_total {
+            format!(
+                "too many connections (httpServer.maxConns = {})",
+                self.max_total
+            )
+        } else {
+            format!(
+                "too many connections from {ip} (httpServer.maxConnsPerIp = {})",
+                self.max_per_ip
+            )
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.gate.counts();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Refused connections answered at once on one core; beyond this they are closed unanswered.
+const MAX_REFUSING: usize = 64;
+/// How long a refused connection is given to take its 503.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Answers a refused connection 503 with `why` and closes it, reading (and dropping) what the
+/// client sent meanwhile so that the close does not reset the answer away.
+fn refuse(mut stream: monoio::net::TcpStream, refusing: &Rc<Cell<usize>>, why: String) {
+    tracing::debug!(why, "connection refused");
+    if refusing.get() >= MAX_REFUSING {
+        return;
+    }
+    refusing.set(refusing.get() + 1);
+    let refusing = refusing.clone();
+    monoio::spawn(async move {
+        let mut out = Vec::new();
+        let close = Framing {
+            keep: Keep::Close,
+            version: Version::Http11,
+        };
+        response::plain(&mut out, 503, &why, close);
+        if conn::write(&mut stream, &mut out, REFUSE_LINGER).await {
+            let _ = stream.shutdown().await;
+            let until = Instant::now() + REFUSE_LINGER;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                match monoio::time::timeout(left, stream.read(buf)).await {
+                    Ok((Ok(n), back)) if n > 0 => buf = back,
+                    _ => break,
+                }
+            }
+        }
+        refusing.set(refusing.get() - 1);
+    });
+}
+
 /// Starts one core thread per listener; they end after `shared.shutdown` triggers.
 pub(crate) fn start(
     listeners: Vec<TcpListener>,
@@ -77,12 +200,14 @@ pub(crate) fn start(
     let cores = listeners.len();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(cores);
+    let gate = Gate::new(shared.http.max_conns, shared.http.max_conns_per_ip);
     for (core, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
+        let gate = gate.clone();
         let pin = cores <= cpus;
         let thread = std::thread::Builder::new()
             .name(format!("core-{core}"))
-            .spawn(move || run_core(core, pin, listener, shared))?;
+            .spawn(move || run_core(core, pin, listener, shared, gate))?;
         threads.push(thread);
     }
     Ok(threads)
@@ -96,7 +221,7 @@ fn driver_name<L, R>(rt: &monoio::FusionRuntime<L, R>) -> &'static str {
     }
 }
 
-fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
+fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared, gate: Arc<Gate>) {
     if pin {
         if let Err(e) = monoio::utils::bind_to_cpu_set(Some(core)) {
             tracing::debug!(core, error = ?e, "cannot pin thread to its core");
@@ -113,10 +238,10 @@ fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared) {
     let driver = driver_name(&runtime);
     let _ = shared.metrics.driver.set(driver);
     tracing::info!(core, driver, "core started");
-    runtime.block_on(serve_core(core, listener, shared));
+    runtime.block_on(serve_core(core, listener, shared, gate));
 }
 
-async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
+async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Arc<Gate>) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -136,7 +261,10 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         max_body_bytes: http.max_body_bytes,
         idle: http.idle_timeout,
         header: http.header_timeout,
+        write: http.write_timeout,
     };
+    // Refused connections being told so; beyond this many at once they are just closed.
+    let refusing = Rc::new(Cell::new(0usize));
     let api = Rc::new(Api {
         registry: shared.registry,
         cluster: shared.cluster,
@@ -149,6 +277,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
         max_clock_skew: shared.max_clock_skew,
         limits: shared.limits,
         fetch_all: shared.fetch_all,
+        max_parked_polls: shared.http.max_parked_polls,
         shutdown: shutdown.clone(),
     });
     // Connections of this core still open; `Rc<Cell>` because only this core counts them.
@@ -159,6 +288,11 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(admitted) = gate.admit(peer.ip()) else {
+                        metrics::inc(&api.metrics.core().connections_refused);
+                        refuse(stream, &refusing, gate.describe(peer.ip()));
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let api = api.clone();
                     let open = open.clone();
@@ -167,6 +301,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared) {
                     metrics::add(&api.metrics.core().connections_open, 1);
                     monoio::spawn(async move {
                         conn::serve(stream, peer.ip().to_canonical(), &*api, limits, &shutdown).await;
+                        drop(admitted);
                         open.set(open.get() - 1);
                         metrics::add(&api.metrics.core().connections_open, -1);
                     });

@@ -257,11 +257,12 @@ fn malformed_requests_get_400_and_a_close() {
 #[test]
 fn oversized_head_gets_431() {
     let s = Server::start();
-    // Exactly 64 KiB without the end of the head: the server has read every byte when it gives
-    // up, so its close cannot turn into a reset that swallows the answer.
+    // Exactly 1 MiB (the Go original's `MaxHeaderBytes`) without the end of the head: the
+    // server has read every byte when it gives up, so its close cannot turn into a reset that
+    // swallows the answer.
     let mut c = s.connect();
     let mut head = b"GET /discovery/nodes HTTP/1.1\r\nX-Pad: ".to_vec();
-    head.resize(64 * 1024, b'a');
+    head.resize(1024 * 1024, b'a');
     c.send(&head);
     let r = c.read_response();
     assert_eq!(r.status, 431, "{}", r.text());
@@ -271,7 +272,7 @@ fn oversized_head_gets_431() {
     // Just under the limit is fine.
     let mut c = s.connect();
     let mut head = b"GET /discovery/nodes HTTP/1.1\r\nX-Pad: ".to_vec();
-    head.resize(64 * 1024 - 4, b'a');
+    head.resize(1024 * 1024 - 4, b'a');
     head.extend_from_slice(b"\r\n\r\n");
     c.send(&head);
     assert_eq!(c.read_response().code(), 0);

@@ -37,6 +37,8 @@ pub(crate) struct Api {
     pub(crate) limits: Limits,
     /// The encoded `fetch/all`, shared by the cores.
     pub(crate) fetch_all: Arc<FetchAllCache>,
+    /// Polls parked at once, all cores together; one more is answered 503.
+    pub(crate) max_parked_polls: usize,
     pub(crate) shutdown: ShutdownWatch,
 }
 

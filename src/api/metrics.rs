@@ -164,6 +164,18 @@ impl Scrape {
         )?;
         counter(
             e,
+            "discovery_connections_refused",
+            "Connections refused at a cap (httpServer.maxConns or maxConnsPerIp).",
+            sum(&|c| count(&c.connections_refused) as i64) as u64,
+        )?;
+        counter(
+            e,
+            "discovery_polls_refused",
+            "Long polls refused at httpServer.maxParkedPolls.",
+            sum(&|c| count(&c.polls_refused) as i64) as u64,
+        )?;
+        counter(
+            e,
             "discovery_limit_refused",
             "Requests refused with -400 for exceeding a [limits] bound.",
             sum(&|c| count(&c.limit_refused) as i64) as u64,

@@ -325,8 +325,14 @@ impl Service for Api {
                 return Reply::Done(framing.keep);
             }
         };
+        // As the Go original's framework does, a form body counts only for POST (and PUT, which
+        // no route takes): a GET's body is not read as parameters.
         let params = if route.takes_params() {
-            Params::parse(req.head.query.as_bytes(), &req.body)
+            let form: &[u8] = match req.head.method {
+                Method::Post => &req.body,
+                _ => &[],
+            };
+            Params::parse(req.head.query.as_bytes(), form)
         } else {
             Ok(Params::default())
         };

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::answer::Answer;
 use super::context::Api;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::http::response::{Framing, Keep};
 use crate::metrics::{self, ecode_slot, nanos_since, Metrics, LATENCY_BOUNDS_NS};
 use crate::park::{Ticket, WakeKey};
@@ -109,6 +109,17 @@ pub(crate) fn handle<'a>(api: &Api, poll: Poll, slot: usize) -> Result<Polled<'a
     if let Some((answer, _)) = found.into_answer(poll.kind) {
         metrics::inc(&api.metrics.core().polls_answered);
         return Ok(Polled::Now(answer));
+    }
+    // Bounded by connections too, but a parked poll costs more than an idle connection.
+    if api.metrics.polls_parked() >= api.max_parked_polls as i64 {
+        metrics::inc(&api.metrics.core().polls_refused);
+        return Err(Error::new(
+            Kind::Overloaded,
+            format!(
+                "too many parked polls (httpServer.maxParkedPolls = {})",
+                api.max_parked_polls
+            ),
+        ));
     }
     let keys: Vec<WakeKey> = poll
         .apps

@@ -56,6 +56,10 @@ pub(super) fn parse(text: &str, dir: Option<PathBuf>) -> Result<Config, ConfigEr
         idle_timeout: s.get("idletimeout", as_duration)?.unwrap_or(secs(90)),
         header_timeout: s.get("headertimeout", as_duration)?.unwrap_or(secs(10)),
         driver: s.get("driver", as_driver)?.unwrap_or(Driver::Auto),
+        write_timeout: s.get("writetimeout", as_period)?.unwrap_or(secs(30)),
+        max_conns: s.get("maxconns", as_limit)?.unwrap_or(200_000),
+        max_conns_per_ip: s.get("maxconnsperip", as_limit)?.unwrap_or(30_000),
+        max_parked_polls: s.get("maxparkedpolls", as_limit)?.unwrap_or(200_000),
     };
     s.finish(&mut warnings);
 
@@ -254,6 +258,15 @@ fn as_threads(v: Value) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A count limit: a positive integer.
+fn as_limit(v: Value) -> Result<usize, String> {
+    match v {
+        Value::Integer(n) if n > 0 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Value::Integer(n) => Err(format!("{n} is not a positive count")),
+        other => Err(wrong_type("a positive integer", &other)),
+    }
+}
+
 /// A byte count: an integer or a size string such as "512KiB" or "1MB".
 fn as_body_size(v: Value) -> Result<usize, String> {
     let n = match v {
@@ -379,6 +392,15 @@ stdout = true
             ),
             (secs(40), 0, 1 << 20, secs(90), secs(10))
         );
+        assert_eq!(
+            (
+                s.write_timeout,
+                s.max_conns,
+                s.max_conns_per_ip,
+                s.max_parked_polls
+            ),
+            (secs(30), 200_000, 30_000, 200_000)
+        );
         let h = &c.http_client;
         assert_eq!(
             (h.dial, h.keep_alive, h.timeout),
@@ -426,6 +448,10 @@ stdout = true
             MaxBody = "512KiB"
             IDLETIMEOUT = "5s"
             headertimeout = "2s"
+            WriteTimeout = "3s"
+            MAXCONNS = 7
+            maxConnsPerIP = 3
+            MaxParkedPolls = 5
             [HttpClient]
             KEEPALIVE = "2s"
             [Log]
@@ -450,6 +476,15 @@ stdout = true
         assert_eq!(c.http_server.max_body_bytes, 512 * 1024);
         assert_eq!(c.http_server.idle_timeout, secs(5));
         assert_eq!(c.http_server.header_timeout, secs(2));
+        assert_eq!(c.http_server.write_timeout, secs(3));
+        assert_eq!(
+            (
+                c.http_server.max_conns,
+                c.http_server.max_conns_per_ip,
+                c.http_server.max_parked_polls
+            ),
+            (7, 3, 5)
+        );
         assert_eq!(c.http_client.keep_alive, secs(2));
         assert!(!c.log.stdout);
         assert_eq!(c.log.dir, Some(Path::new("base").join("logs")));
@@ -496,6 +531,19 @@ stdout = true
             ("[httpServer]\nthreads = 1025", "httpServer.threads"),
             ("[httpServer]\nthreads = -1", "httpServer.threads"),
             ("[httpServer]\nmaxBody = 1023", "httpServer.maxBody"),
+            ("[httpServer]\nmaxConns = 0", "httpServer.maxConns"),
+            (
+                "[httpServer]\nmaxConnsPerIp = -1",
+                "httpServer.maxConnsPerIp",
+            ),
+            (
+                "[httpServer]\nmaxParkedPolls = \"9\"",
+                "httpServer.maxParkedPolls",
+            ),
+            (
+                "[httpServer]\nwriteTimeout = \"0s\"",
+                "httpServer.writeTimeout",
+            ),
             ("[httpServer]\nmaxBody = \"1 parsec\"", "httpServer.maxBody"),
             ("[httpServer]\nmaxBody = 1.5", "httpServer.maxBody"),
             ("[log]\nstdout = \"yes\"", "log.stdout"),

@@ -106,6 +106,17 @@ pub struct HttpServerConfig {
     /// How long a client may take to send a whole request once its first byte arrived, head
     /// and body (`headerTimeout`, default 10s).
     pub(crate) header_timeout: Duration,
+    /// A client that reads nothing of an answer for this long is disconnected (`writeTimeout`,
+    /// default 30s).
+    pub(crate) write_timeout: Duration,
+    /// Open client connections, all cores together (`maxConns`, default 200000); more are
+    /// answered 503 and closed.
+    pub(crate) max_conns: usize,
+    /// Open client connections from one source address (`maxConnsPerIp`, default 30000).
+    pub(crate) max_conns_per_ip: usize,
+    /// Long polls parked at once, all cores together (`maxParkedPolls`, default 200000); a
+    /// poll beyond it is answered 503 instead of parking.
+    pub(crate) max_parked_polls: usize,
     /// The I/O driver (`driver`: "auto", "io_uring" or "epoll"; default auto).
     pub(crate) driver: Driver,
 }

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client on monoio for talking to peers: one keep-alive connection, requests
 //! with a deadline, answers framed by Content-Length or chunked encoding (Go peers chunk large
-//! answers). It never blocks a thread; a call that misses its deadline drops the connection.
+//! answers) through the server's incremental [`BodyDecoder`], within [`MAX_ANSWER_BYTES`]. It
+//! never blocks a thread; a call that misses its deadline drops the connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,19 +12,25 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use super::request::{parse_body, BodyKind};
+use super::request::{BodyDecoder, BodyKind};
 use super::response::is_ours;
 
-/// Largest answer accepted from a peer (a `fetch/all` of a big registry).
-const MAX_ANSWER_BYTES: usize = 1 << 30;
+/// Largest answer body accepted from a peer (a `fetch/all` of a big registry); a chunked one
+/// may carry at most twice that in framing besides.
+pub const MAX_ANSWER_BYTES: usize = 1 << 30;
+
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A peer's answer.
 #[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
     /// True when the peer is this implementation (it names itself in `Server`).
-    pub(crate) ours: bool,
-    pub(crate) body: Vec<u8>,
+    pub ours: bool,
+    /// The decoded body.
+    pub body: Vec<u8>,
 }
 
 /// One keep-alive connection to `addr`.
@@ -134,22 +141,23 @@ impl Client {
         }
         let (res, _) = stream.write_all(req).await;
         res?;
+        let mut framer = AnswerFramer::new(MAX_ANSWER_BYTES);
         let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
         loop {
-            if let Some(done) = parse_answer(&buf)? {
-                self.buf = buf;
-                return Ok(done);
-            }
-            buf.reserve(16 * 1024);
-            let (len, cap) = (buf.len(), buf.capacity());
-            let (res, slice) = stream.read(buf.slice_mut(len..cap)).await;
+            buf.clear();
+            buf.reserve(READ_CHUNK);
+            let cap = buf.capacity();
+            let (res, slice) = stream.read(buf.slice_mut(0..cap)).await;
             buf = slice.into_inner();
             if res? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "peer closed the connection",
                 ));
+            }
+            if let Some(done) = framer.push(&buf)? {
+                self.buf = buf;
+                return Ok(done);
             }
         }
     }
@@ -170,8 +178,68 @@ fn bad(why: &str) -> io::Error {
     )
 }
 
-/// Frames a complete answer in `buf`, or `None` if more bytes are needed.
-fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
+/// Longest answer head accepted from a peer.
+const MAX_ANSWER_HEAD: usize = 64 * 1024;
+
+/// Frames one answer from a peer as its bytes arrive: the head is buffered until complete (at
+/// most [`MAX_ANSWER_HEAD`]), then the body goes through a [`BodyDecoder`], each byte looked at
+/// once, within the answer-size bound and its framing bound. Bytes after the answer's end are
+/// ignored: a request is only sent once the previous answer is read.
+#[derive(Debug)]
+pub struct AnswerFramer {
+    max_body: usize,
+    head: Vec<u8>,
+    body: Option<(u16, bool, bool, BodyDecoder)>,
+}
+
+impl AnswerFramer {
+    /// A framer for one answer whose body may hold up to `max_body` bytes.
+    pub fn new(max_body: usize) -> AnswerFramer {
+        AnswerFramer {
+            max_body,
+            head: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Takes the next bytes read; `Some((answer, reusable))` once the answer is complete,
+    /// where `reusable` says whether the connection may carry the next request.
+    pub fn push(&mut self, mut bytes: &[u8]) -> io::Result<Option<(Answer, bool)>> {
+        if self.body.is_none() {
+            let had = self.head.len();
+            let room = MAX_ANSWER_HEAD - had;
+            self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            let Some((head_len, framed)) = parse_answer_head(&self.head, self.max_body)? else {
+                if self.head.len() >= MAX_ANSWER_HEAD {
+                    return Err(bad("answer head too large"));
+                }
+                return Ok(None);
+            };
+            // Only the head's own bytes were new to it; the rest of this read is body.
+            bytes = &bytes[head_len - had..];
+            self.head = Vec::new();
+            self.body = Some(framed);
+        }
+        let Some((status, ours, keep, decoder)) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        decoder.feed(bytes).map_err(|e| bad(&format!("{e:?}")))?;
+        if !decoder.is_done() {
+            return Ok(None);
+        }
+        let (status, ours, keep) = (*status, *ours, *keep);
+        let body = match self.body.take() {
+            Some((_, _, _, decoder)) => decoder.into_body(),
+            None => Vec::new(),
+        };
+        Ok(Some((Answer { status, ours, body }, keep)))
+    }
+}
+
+/// An answer's head: its length, and status, `ours`, keep-alive and a decoder for its body.
+type Framed = (u16, bool, bool, BodyDecoder);
+
+fn parse_answer_head(buf: &[u8], max_body: usize) -> io::Result<Option<(usize, Framed)>> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -186,12 +254,15 @@ fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
     for h in resp.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
-            kind = Some(BodyKind::Length(
-                value.parse().map_err(|_| bad("content-length"))?,
-            ));
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && value.eq_ignore_ascii_case("chunked")
-        {
+            let n = value.parse().map_err(|_| bad("content-length"))?;
+            if kind.is_some_and(|k| k != BodyKind::Length(n)) {
+                return Err(bad("conflicting framing"));
+            }
+            kind = Some(BodyKind::Length(n));
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if !value.eq_ignore_ascii_case("chunked") || kind.is_some() {
+                return Err(bad("unsupported or conflicting transfer-encoding"));
+            }
             kind = Some(BodyKind::Chunked);
         } else if h.name.eq_ignore_ascii_case("connection") {
             keep = !value.eq_ignore_ascii_case("close");
@@ -201,11 +272,13 @@ fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
     }
     // Without framing the body runs to the close: not reusable, and we only take framed ones.
     let kind = kind.ok_or_else(|| bad("no content-length"))?;
-    match parse_body(&buf[head_len..], kind, MAX_ANSWER_BYTES) {
-        Ok(Some((body, _))) => Ok(Some((Answer { status, ours, body }, keep))),
-        Ok(None) => Ok(None),
-        Err(e) => Err(bad(&format!("{e:?}"))),
-    }
+    let decoder = BodyDecoder::new(kind, max_body).map_err(|e| bad(&format!("{e:?}")))?;
+    Ok(Some((head_len, (status, ours, keep, decoder))))
+}
+
+/// Frames a complete answer held whole in `buf`, or `None` if more bytes are needed.
+pub fn parse_answer(buf: &[u8]) -> io::Result<Option<(Answer, bool)>> {
+    AnswerFramer::new(MAX_ANSWER_BYTES).push(buf)
 }
 
 #[cfg(test)]
@@ -222,5 +295,55 @@ mod tests {
         let (answer, keep) = parse_answer(c).unwrap().unwrap();
         assert!(!answer.ours && !keep && answer.body == b"{}");
         assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+    }
+
+    /// Frames `raw` fed in pieces of `step` bytes.
+    fn framed(raw: &[u8], step: usize, max: usize) -> Result<Option<(Vec<u8>, bool)>, String> {
+        let mut f = AnswerFramer::new(max);
+        for piece in raw.chunks(step) {
+            match f.push(piece) {
+                Ok(Some((a, keep))) => return Ok(Some((a.body, keep))),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn framing_is_the_same_however_the_answer_is_split() {
+        let raws: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for raw in raws {
+            let whole = framed(raw, raw.len(), 64);
+            for step in 1..raw.len() {
+                assert_eq!(framed(raw, step, 64), whole, "step {step}");
+            }
+        }
+        assert_eq!(framed(raws[1], 1, 64), Ok(Some((b"abcde".to_vec(), true))));
+        assert!(framed(raws[3], 1, 64).is_err(), "CL and TE together");
+    }
+
+    #[test]
+    fn answers_are_bounded_in_body_and_framing() {
+        let long = b"HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n";
+        assert!(framed(long, 7, 64).is_err());
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        // One data byte per 100 framing bytes: refused once framing passes its bound.
+        for _ in 0..200 {
+            chunked.extend_from_slice(format!("1;{}\r\nx\r\n", "e".repeat(93)).as_bytes());
+        }
+        let err = framed(&chunked, 1000, 1024).unwrap_err();
+        assert!(err.contains("FramingTooLarge"), "{err}");
+        let endless = [
+            b"HTTP/1.1 200 OK\r\nX: ".as_slice(),
+            &[b'a'; MAX_ANSWER_HEAD],
+        ]
+        .concat();
+        assert!(framed(&endless, 4096, 64).is_err());
     }
 }

@@ -1,17 +1,21 @@
 //! One connection's life: read, frame requests (pipelined or not), hand each to the
 //! [`Service`], write the answers, and enforce the idle, slow-header and size limits. A bad
 //! request gets its status code and a closed connection; nothing a client sends can panic here.
+//! Buffers are bounded: read bytes are consumed through a cursor, a buffer grown by one large
+//! request is given back after it, and a client that reads nothing of its answer for
+//! `Limits::write` is disconnected.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use monoio::buf::IoBuf;
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
-use super::request::{parse_body, parse_head, Head, ParseError};
+use super::request::{parse_head, BodyDecoder, Head, ParseError, MAX_HEAD_BYTES};
 use super::response::{self, Framing, Keep, Version};
 use crate::shutdown::ShutdownWatch;
 
@@ -61,14 +65,46 @@ pub(crate) struct Limits {
     pub(crate) idle: Duration,
     /// How long a started request may take to arrive whole.
     pub(crate) header: Duration,
+    /// How long one write of an answer may wait for the client to read.
+    pub(crate) write: Duration,
 }
 
-async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
-    let buf = std::mem::take(out);
-    let (res, mut buf) = stream.write_all(buf).await;
+/// Capacity a read or write buffer keeps between requests. A buffer that one large request or
+/// answer grew past this is given back once that request is done, so an idle connection that
+/// once sent a large body holds no more than this.
+pub(crate) const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Bytes asked of the kernel per read while a body streams in.
+const BODY_READ_CHUNK: usize = 64 * 1024;
+
+/// A pending head shorter than this is parsed after every read (cheap, and garbage is refused
+/// at once); a longer one only once its blank line has arrived.
+const EAGER_HEAD_BYTES: usize = 16 * 1024;
+
+/// Writes all of `out`; false when the client is gone or let one write wait longer than
+/// `timeout` (it read nothing of the answer meanwhile). `out` is left empty, and small.
+pub(crate) async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, timeout: Duration) -> bool {
+    let mut buf = std::mem::take(out);
+    let mut done = 0;
+    while done < buf.len() {
+        let Ok((res, slice)) =
+            monoio::time::timeout(timeout, stream.write(buf.slice(done..))).await
+        else {
+            tracing::debug!(timeout = ?timeout, "client read nothing in time; closing");
+            return false;
+        };
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => done += n,
+        }
+    }
     buf.clear();
+    if buf.capacity() > KEEP_CAPACITY {
+        buf = Vec::new();
+    }
     *out = buf;
-    res.is_ok()
+    true
 }
 
 /// How a read attempt ended.
@@ -78,10 +114,54 @@ enum Read {
     TimedOut,
 }
 
-/// Reads more into `rbuf`. On `TimedOut` the buffer went down with the cancelled read and
-/// `rbuf` is left empty, so callers only close the connection then.
-async fn read_more(stream: &mut TcpStream, rbuf: &mut Vec<u8>, limit: Duration) -> Read {
-    if rbuf.capacity() == 0 {
+/// The bytes a connection has read and not yet framed: `buf[start..]`. Requests are consumed by
+/// moving `start`; the bytes before it are dropped only when more must be read, so a pipeline
+/// of many requests in one read costs no copy per request.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl ReadBuf {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Between requests: a buffer grown past [`KEEP_CAPACITY`] is swapped for one that holds
+    /// only what is pending (nothing at all, the usual case, until the client sends again).
+    fn settle(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() - self.start <= KEEP_CAPACITY {
+            self.buf = self.pending().to_vec();
+            self.start = 0;
+        }
+    }
+
+    /// Moves the pending bytes to the front, making room to read after them.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+/// Reads more into `rbuf`, asking for at least `chunk` bytes. On `TimedOut` the buffer went
+/// down with the cancelled read, so callers only close the connection then.
+async fn read_more(
+    stream: &mut TcpStream,
+    rbuf: &mut ReadBuf,
+    limit: Duration,
+    chunk: usize,
+) -> Read {
+    if rbuf.buf.capacity() == 0 {
         // A new or just-unparked connection has no buffer: wait until the client sends before
         // allocating one, so thousands of quiet connections hold no memory for reading.
         match monoio::time::timeout(limit, stream.readable(false)).await {
@@ -90,13 +170,15 @@ async fn read_more(stream: &mut TcpStream, rbuf: &mut Vec<u8>, limit: Duration) 
             Err(_) => return Read::TimedOut,
         }
     }
-    rbuf.reserve(READ_CHUNK);
-    let len = rbuf.len();
-    let cap = rbuf.capacity();
-    let buf = std::mem::take(rbuf);
-    match monoio::time::timeout(limit, stream.read(buf.slice_mut(len..cap))).await {
-        Ok((res, buf)) => {
-            *rbuf = buf.into_inner();
+    rbuf.compact();
+    let buf = &mut rbuf.buf;
+    buf.reserve(chunk);
+    let len = buf.len();
+    let cap = buf.capacity();
+    let owned = std::mem::take(buf);
+    match monoio::time::timeout(limit, stream.read(owned.slice_mut(len..cap))).await {
+        Ok((res, owned)) => {
+            *buf = owned.into_inner();
             match res {
                 Ok(0) | Err(_) => Read::Closed,
                 Ok(_) => Read::Data,
@@ -109,9 +191,28 @@ async fn read_more(stream: &mut TcpStream, rbuf: &mut Vec<u8>, limit: Duration) 
 fn error_status(e: ParseError) -> (u16, &'static str) {
     match e {
         ParseError::Malformed(why) => (400, why),
-        ParseError::HeadTooLarge => (431, "request head too large"),
-        ParseError::BodyTooLarge => (413, "request body too large"),
+        ParseError::HeadTooLarge => (431, "request head too large (limit 1 MiB)"),
+        ParseError::BodyTooLarge => (413, "request body too large (httpServer.maxBody)"),
+        ParseError::FramingTooLarge => (
+            413,
+            "chunked framing too large (limit 2 x httpServer.maxBody)",
+        ),
     }
+}
+
+/// Whether the pending head is worth handing to the parser: always while short, else only once
+/// its end (an empty line) may have arrived, or the head limit is reached. `scanned` remembers
+/// how far the search went, so each byte of a long head is searched once.
+fn head_may_be_complete(pending: &[u8], scanned: &mut usize) -> bool {
+    if pending.len() <= EAGER_HEAD_BYTES || pending.len() >= MAX_HEAD_BYTES {
+        return true;
+    }
+    // An empty line is LF LF or LF CR LF; back up so one split across reads is seen.
+    let from = scanned.saturating_sub(2);
+    *scanned = pending.len();
+    pending[from..].windows(2).enumerate().any(|(i, w)| {
+        w[0] == b'\n' && (w[1] == b'\n' || pending.get(from + i + 1..from + i + 3) == Some(b"\r\n"))
+    })
 }
 
 /// Serves one connection until it closes, or until `shutdown` and its current answer.
@@ -123,37 +224,44 @@ pub(crate) async fn serve<S: Service>(
     shutdown: &ShutdownWatch,
 ) {
     // Both buffers grow on first use; see `read_more`.
-    let mut rbuf: Vec<u8> = Vec::new();
+    let mut rbuf = ReadBuf {
+        buf: Vec::new(),
+        start: 0,
+    };
     let mut out: Vec<u8> = Vec::new();
     let close = Framing {
         keep: Keep::Close,
         version: Version::Http11,
     };
+    let wt = limits.write;
     loop {
         // A request's clock starts with its first byte; from then on the whole request must
         // arrive within `limits.header`, however it trickles in.
-        let mut deadline = (!rbuf.is_empty()).then(|| Instant::now() + limits.header);
+        let mut deadline = (!rbuf.pending().is_empty()).then(|| Instant::now() + limits.header);
+        let mut scanned = 0;
         // Frame the next request from what is buffered, reading more as needed.
         let head = loop {
-            match parse_head(&rbuf, limits.max_body_bytes) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(e) => {
-                    let (status, why) = error_status(e);
-                    tracing::debug!(status, why, "rejected request head");
-                    response::plain(&mut out, status, why, close);
-                    write(&mut stream, &mut out).await;
-                    return;
+            if head_may_be_complete(rbuf.pending(), &mut scanned) {
+                match parse_head(rbuf.pending(), limits.max_body_bytes) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(e) => {
+                        let (status, why) = error_status(e);
+                        tracing::debug!(status, why, "rejected request head");
+                        response::plain(&mut out, status, why, close);
+                        write(&mut stream, &mut out, wt).await;
+                        return;
+                    }
                 }
             }
-            if !out.is_empty() && !write(&mut stream, &mut out).await {
+            if !out.is_empty() && !write(&mut stream, &mut out, wt).await {
                 return;
             }
             let limit = match deadline {
                 None => limits.idle,
                 Some(d) => d.saturating_duration_since(Instant::now()),
             };
-            match read_more(&mut stream, &mut rbuf, limit).await {
+            match read_more(&mut stream, &mut rbuf, limit, READ_CHUNK).await {
                 Read::Data => {
                     deadline.get_or_insert_with(|| Instant::now() + limits.header);
                 }
@@ -161,43 +269,57 @@ pub(crate) async fn serve<S: Service>(
                 Read::TimedOut if deadline.is_none() => return,
                 Read::TimedOut => {
                     response::plain(&mut out, 408, "request incomplete in time", close);
-                    write(&mut stream, &mut out).await;
+                    write(&mut stream, &mut out, wt).await;
                     return;
                 }
             }
         };
         let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
+        rbuf.consume(head.head_len);
         let mut continued = false;
-        let (body, used) = loop {
-            match parse_body(&rbuf[head.head_len..], head.body, limits.max_body_bytes) {
-                Ok(Some(done)) => break done,
-                Ok(None) => {}
+        let decoded = BodyDecoder::new(head.body, limits.max_body_bytes);
+        let mut decoder = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                let (status, why) = error_status(e);
+                response::plain(&mut out, status, why, close);
+                write(&mut stream, &mut out, wt).await;
+                return;
+            }
+        };
+        loop {
+            match decoder.feed(rbuf.pending()) {
+                Ok(used) => rbuf.consume(used),
                 Err(e) => {
                     let (status, why) = error_status(e);
+                    tracing::debug!(status, why, "rejected request body");
                     response::plain(&mut out, status, why, close);
-                    write(&mut stream, &mut out).await;
+                    write(&mut stream, &mut out, wt).await;
                     return;
                 }
+            }
+            if decoder.is_done() {
+                break;
             }
             if head.expect_continue && !continued {
                 continued = true;
                 out.extend_from_slice(response::CONTINUE);
             }
-            if !out.is_empty() && !write(&mut stream, &mut out).await {
+            if !out.is_empty() && !write(&mut stream, &mut out, wt).await {
                 return;
             }
             let limit = deadline.saturating_duration_since(Instant::now());
-            match read_more(&mut stream, &mut rbuf, limit).await {
+            match read_more(&mut stream, &mut rbuf, limit, BODY_READ_CHUNK).await {
                 Read::Data => {}
                 Read::Closed => return,
                 Read::TimedOut => {
                     response::plain(&mut out, 408, "request body incomplete in time", close);
-                    write(&mut stream, &mut out).await;
+                    write(&mut stream, &mut out, wt).await;
                     return;
                 }
             }
-        };
-        rbuf.drain(..head.head_len + used);
+        }
+        rbuf.settle();
         let framing = Framing {
             keep: match head.keep {
                 Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
@@ -205,21 +327,35 @@ pub(crate) async fn serve<S: Service>(
             },
             version: head.version,
         };
-        let request = Request { head, body, remote };
+        let request = Request {
+            head,
+            body: decoder.into_body(),
+            remote,
+        };
         let keep = match service.call(request, framing, &mut out) {
             Reply::Done(keep) => keep,
             Reply::Park(parked) => {
-                match park(&mut stream, &mut rbuf, &mut out, service, &parked, framing).await {
+                rbuf.compact();
+                let parked = park(
+                    &mut stream,
+                    &mut rbuf.buf,
+                    &mut out,
+                    service,
+                    &parked,
+                    framing,
+                    wt,
+                );
+                match parked.await {
                     Some(keep) => keep,
                     None => return,
                 }
             }
         };
         if keep == Keep::Close {
-            write(&mut stream, &mut out).await;
+            write(&mut stream, &mut out, wt).await;
             return;
         }
-        if out.len() >= FLUSH_AT && !write(&mut stream, &mut out).await {
+        if out.len() >= FLUSH_AT && !write(&mut stream, &mut out, wt).await {
             return;
         }
     }
@@ -235,8 +371,9 @@ async fn park<S: Service>(
     service: &S,
     parked: &S::Parked,
     framing: Framing,
+    write_timeout: Duration,
 ) -> Option<Keep> {
-    if !out.is_empty() && !write(stream, out).await {
+    if !out.is_empty() && !write(stream, out, write_timeout).await {
         return None;
     }
     *out = Vec::new();
@@ -283,5 +420,82 @@ async fn read_now(stream: &mut TcpStream, rbuf: &mut Vec<u8>) -> Read {
         Ok(_) => Read::Data,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::TimedOut,
         Err(_) => Read::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_requests_are_consumed_without_moving_bytes() {
+        let mut r = ReadBuf {
+            buf: b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c".to_vec(),
+            start: 0,
+        };
+        let at = r.buf.as_ptr();
+        r.consume(19);
+        assert_eq!(&r.pending()[..6], b"GET /b");
+        r.consume(19);
+        assert_eq!(r.pending(), b"GET /c");
+        // Nothing was copied: the cursor moved over the same bytes.
+        assert_eq!(r.buf.as_ptr(), at);
+        assert_eq!(r.start, 38);
+        // Only making room for a read moves the rest to the front, once.
+        r.compact();
+        assert_eq!((r.buf.as_slice(), r.start), (&b"GET /c"[..], 0));
+        r.consume(6);
+        assert!(r.buf.is_empty() && r.start == 0);
+    }
+
+    #[test]
+    fn a_grown_read_buffer_is_given_back_between_requests() {
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(4 * KEEP_CAPACITY),
+            start: 0,
+        };
+        r.buf.extend_from_slice(&[b'x'; 3 * KEEP_CAPACITY]);
+        r.buf.extend_from_slice(b"GET /next");
+        r.consume(3 * KEEP_CAPACITY);
+        r.settle();
+        assert_eq!(r.pending(), b"GET /next");
+        assert!(r.buf.capacity() <= KEEP_CAPACITY);
+        // An empty one ends with no allocation at all.
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(4 * KEEP_CAPACITY),
+            start: 0,
+        };
+        r.settle();
+        assert_eq!(r.buf.capacity(), 0);
+        // A small one is kept for the next request.
+        let mut r = ReadBuf {
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+        };
+        r.settle();
+        assert_eq!(r.buf.capacity(), READ_CHUNK);
+    }
+
+    #[test]
+    fn the_end_of_a_long_head_is_searched_once() {
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.resize(EAGER_HEAD_BYTES + 10, b'a');
+        let mut scanned = 0;
+        assert!(!head_may_be_complete(&head, &mut scanned));
+        assert_eq!(scanned, head.len());
+        // The blank line split across reads is still found.
+        head.extend_from_slice(b"\r\n\r");
+        assert!(!head_may_be_complete(&head, &mut scanned));
+        head.push(b'\n');
+        assert!(head_may_be_complete(&head, &mut scanned));
+        // Bare LF line ends, which the parser accepts, too.
+        let mut bare = head[..EAGER_HEAD_BYTES + 10].to_vec();
+        let mut scanned = 0;
+        bare.extend_from_slice(b"\n");
+        assert!(!head_may_be_complete(&bare, &mut scanned));
+        bare.extend_from_slice(b"\n");
+        assert!(head_may_be_complete(&bare, &mut scanned));
+        // Short heads are always parsed, so garbage is refused at once.
+        assert!(head_may_be_complete(b"GET", &mut 0));
     }
 }

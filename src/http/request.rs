@@ -3,14 +3,17 @@
 //! `net` owns sockets and read buffers; this module only looks at bytes already read and says
 //! where a request head ends, what it asks of the connection (keep-alive, `100-continue`) and
 //! where its body ends. Routing and parameter decoding belong to `api`. Both parsers are pure
-//! functions of the buffered bytes, so a caller may retry them after every read.
+//! functions of the buffered bytes; [`parse_head`] may be retried after every read, and a body is
+//! decoded by a [`BodyDecoder`] fed each byte once.
 
 use std::str;
 
 use ParseError::{BodyTooLarge, HeadTooLarge, Malformed};
 
-/// Longest request head (request line, headers and the blank line) we buffer.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest request head (request line, headers and the blank line) we buffer: 1 MiB, the Go
+/// original's `MaxHeaderBytes`, so a Go SDK `polls` for thousands of appids in its URL fits. The
+/// connection's slow-request deadline bounds how long a client may take to send it.
+pub const MAX_HEAD_BYTES: usize = 1024 * 1024;
 
 /// Most header fields a request may carry.
 pub const MAX_HEADERS: usize = 64;
@@ -93,6 +96,9 @@ pub enum ParseError {
     HeadTooLarge,
     /// The body is longer than the caller's limit.
     BodyTooLarge,
+    /// A chunked body's framing (chunk sizes, extensions, CRLFs, trailers) is longer than
+    /// [`max_framing`] of the body limit: padding that costs reads without carrying data.
+    FramingTooLarge,
 }
 
 /// Parses the request head at the start of `buf`.
@@ -205,97 +211,233 @@ fn bearer_token(value: &[u8]) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Parses the body that starts at `buf`, the byte right after the head.
+/// Parses the body that starts at `buf`, the byte right after the head, in one go.
 ///
 /// Ok(None) = need more bytes; Ok(Some((body, consumed))) where consumed counts the framing bytes
-/// (for chunked: chunk sizes, extensions, data, CRLFs, last-chunk and trailers). Chunked bodies
-/// whose decoded size exceeds max_body → BodyTooLarge, reported as soon as a chunk size announces
-/// it, without waiting for the data.
+/// (for chunked: chunk sizes, extensions, data, CRLFs, last-chunk and trailers). A wrapper over
+/// [`BodyDecoder`] for callers that hold the whole input (tests, benchmarks); a connection feeds
+/// a decoder as bytes arrive instead.
 pub fn parse_body(
     buf: &[u8],
     kind: BodyKind,
     max_body: usize,
 ) -> Result<Option<(Vec<u8>, usize)>, ParseError> {
-    match kind {
-        BodyKind::Empty => Ok(Some((Vec::new(), 0))),
-        BodyKind::Length(n) if n > max_body => Err(BodyTooLarge),
-        BodyKind::Length(n) => Ok(buf.get(..n).map(|b| (b.to_vec(), n))),
-        BodyKind::Chunked => parse_chunked(buf, max_body),
-    }
+    let mut decoder = BodyDecoder::new(kind, max_body)?;
+    let used = decoder.feed(buf)?;
+    Ok(decoder.is_done().then(|| (decoder.into_body(), used)))
 }
 
-fn parse_chunked(buf: &[u8], max_body: usize) -> Result<Option<(Vec<u8>, usize)>, ParseError> {
-    let too_long = Malformed("chunk-size line too long");
-    let mut body = Vec::new();
-    let mut pos = 0;
-    loop {
-        let Some(end) = find(&buf[pos..], b"\r\n", MAX_CHUNK_LINE, too_long)? else {
-            return Ok(None);
+/// The framing bytes a chunked body may carry besides its data: twice the body limit, and at
+/// least this floor, so that small limits still admit ordinary chunk sizes and trailers.
+const MIN_FRAMING_BYTES: usize = 8 * 1024;
+
+/// Longest trailer section of a chunked body (its fields and the final blank line).
+pub const MAX_TRAILER_BYTES: usize = 64 * 1024;
+
+/// Framing bytes (sizes, extensions, CRLFs, trailers) a chunked body of limit `max_body` may
+/// carry: `2 × max_body`, at least [`MIN_FRAMING_BYTES`].
+pub fn max_framing(max_body: usize) -> usize {
+    max_body.saturating_mul(2).max(MIN_FRAMING_BYTES)
+}
+
+/// Where a chunked decoder stands; every state but `Data` consumes one byte at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// In the size's hex digits (`digits` so far, `size` their value).
+    Size { size: usize, digits: usize },
+    /// After the digits: optional whitespace, then `;` or CR.
+    SizeEnd { size: usize },
+    /// In a chunk extension, up to CR.
+    Ext { size: usize },
+    /// CR seen at the end of a size line; LF expected.
+    SizeLf { size: usize },
+    /// `left` data bytes of the current chunk still to come.
+    Data { left: usize },
+    /// CR expected after chunk data.
+    DataCr,
+    /// LF expected after chunk data.
+    DataLf,
+    /// At the start of a trailer line (or of the final blank line).
+    TrailerStart,
+    /// Inside a trailer field line.
+    Trailer,
+    /// CR seen inside a trailer line; LF expected.
+    TrailerLf,
+    /// CR seen on the final blank line; LF expected.
+    EndLf,
+    /// The body is complete.
+    Done,
+}
+
+/// Decodes one request or answer body as its bytes arrive: each byte is looked at once, however
+/// the input is split, so a body dribbled in many reads costs no more than one read of it.
+///
+/// The decoded body never exceeds `max_body`; a chunked body's framing never exceeds
+/// [`max_framing`]; both are refused with [`ParseError::BodyTooLarge`] /
+/// [`ParseError::FramingTooLarge`] as soon as the bytes that cross the limit arrive.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    kind: BodyKind,
+    max_body: usize,
+    body: Vec<u8>,
+    /// Chunked only: where the decoder stands, and the framing bytes and line bytes counted.
+    state: Chunk,
+    framing: usize,
+    line: usize,
+}
+
+impl BodyDecoder {
+    /// A decoder for a body framed as `kind`; a `Content-Length` over `max_body` is refused now.
+    pub fn new(kind: BodyKind, max_body: usize) -> Result<BodyDecoder, ParseError> {
+        let state = match kind {
+            BodyKind::Length(n) if n > max_body => return Err(BodyTooLarge),
+            BodyKind::Empty | BodyKind::Length(0) => Chunk::Done,
+            BodyKind::Length(n) => Chunk::Data { left: n },
+            BodyKind::Chunked => Chunk::Size { size: 0, digits: 0 },
         };
-        let size = chunk_size(&buf[pos..pos + end])?;
-        pos += end + 2;
-        // body.len() never exceeds max_body, so the subtraction cannot underflow.
-        if size > max_body - body.len() {
-            return Err(BodyTooLarge);
-        }
-        if size == 0 {
-            break;
-        }
-        let Some(data) = buf[pos..].get(..size) else {
-            return Ok(None);
-        };
-        body.extend_from_slice(data);
-        pos += size;
-        let rest = &buf[pos..];
-        if rest.starts_with(b"\r\n") {
-            pos += 2;
-        } else if b"\r\n".starts_with(rest) {
-            return Ok(None);
-        } else {
-            return Err(Malformed("missing CRLF after chunk data"));
-        }
+        Ok(BodyDecoder {
+            kind,
+            max_body,
+            body: Vec::new(),
+            state,
+            framing: 0,
+            line: 0,
+        })
     }
-    // Trailers are skipped unread: either the empty line right away, or fields up to a blank line.
-    let rest = &buf[pos..];
-    let end = if rest.starts_with(b"\r\n") {
-        Some(2)
-    } else {
-        find(rest, b"\r\n\r\n", MAX_HEAD_BYTES, HeadTooLarge)?.map(|at| at + 4)
-    };
-    Ok(end.map(|end| (body, pos + end)))
-}
 
-/// Where `needle` starts in `buf`, looking no further than a match starting at `limit`;
-/// `too_long` once that much is buffered without a match.
-fn find(
-    buf: &[u8],
-    needle: &[u8],
-    limit: usize,
-    too_long: ParseError,
-) -> Result<Option<usize>, ParseError> {
-    let window = &buf[..buf.len().min(limit + needle.len())];
-    match window.windows(needle.len()).position(|w| w == needle) {
-        Some(at) => Ok(Some(at)),
-        None if window.len() == limit + needle.len() => Err(too_long),
-        None => Ok(None),
+    /// Whether the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        self.state == Chunk::Done
     }
-}
 
-fn chunk_size(line: &[u8]) -> Result<usize, ParseError> {
-    // Extensions carry nothing we use; whitespace may precede them, but not the size.
-    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
-    let digits = trim_end(&line[..end]);
-    if digits.is_empty() {
-        return Err(Malformed("empty chunk size"));
+    /// The decoded body so far (all of it once [`BodyDecoder::is_done`]).
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
     }
-    digits.iter().try_fold(0usize, |acc, &b| {
-        let digit = char::from(b)
-            .to_digit(16)
-            .ok_or(Malformed("invalid chunk size"))?;
-        acc.checked_mul(16)
-            .and_then(|a| a.checked_add(digit as usize))
-            .ok_or(Malformed("chunk size overflows"))
-    })
+
+    /// Framing bytes consumed so far (zero for a `Content-Length` body).
+    pub fn framing_bytes(&self) -> usize {
+        self.framing
+    }
+
+    /// Consumes the next bytes of the body from `input` and says how many it used: all of them
+    /// until the body ends; the bytes after its end are left for the caller (the next message).
+    pub fn feed(&mut self, input: &[u8]) -> Result<usize, ParseError> {
+        let mut pos = 0;
+        while pos < input.len() && self.state != Chunk::Done {
+            if let Chunk::Data { left } = self.state {
+                let take = left.min(input.len() - pos);
+                if let BodyKind::Length(n) = self.kind {
+                    // Once a quarter of a known length has arrived, allocate the rest at once:
+                    // no regrowth through ever larger blocks, and never more than four times
+                    // what the client actually sent.
+                    let have = self.body.len() + take;
+                    if self.body.capacity() < n && have >= n / 4 {
+                        self.body.reserve_exact(n - self.body.len());
+                    }
+                }
+                self.body.extend_from_slice(&input[pos..pos + take]);
+                pos += take;
+                self.state = match (left - take, self.kind) {
+                    (0, BodyKind::Chunked) => Chunk::DataCr,
+                    (0, _) => Chunk::Done,
+                    (left, _) => Chunk::Data { left },
+                };
+                continue;
+            }
+            self.framing += 1;
+            if self.framing > max_framing(self.max_body) {
+                return Err(ParseError::FramingTooLarge);
+            }
+            self.state = self.step(input[pos])?;
+            pos += 1;
+        }
+        Ok(pos)
+    }
+
+    /// One framing byte of a chunked body.
+    fn step(&mut self, b: u8) -> Result<Chunk, ParseError> {
+        let crlf_after_data = Malformed("missing CRLF after chunk data");
+        match self.state {
+            Chunk::Size { .. } | Chunk::SizeEnd { .. } | Chunk::Ext { .. } => {
+                self.line += 1;
+                if self.line > MAX_CHUNK_LINE {
+                    return Err(Malformed("chunk-size line too long"));
+                }
+            }
+            _ => {}
+        }
+        Ok(match self.state {
+            Chunk::Size { size, digits } => match b {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                    let digit = char::from(b).to_digit(16).unwrap_or(0) as usize;
+                    let size = size
+                        .checked_mul(16)
+                        .and_then(|s| s.checked_add(digit))
+                        .ok_or(Malformed("chunk size overflows"))?;
+                    Chunk::Size {
+                        size,
+                        digits: digits + 1,
+                    }
+                }
+                _ if digits == 0 && matches!(b, b'\r' | b';') => {
+                    return Err(Malformed("empty chunk size"))
+                }
+                b' ' | b'\t' if digits > 0 => Chunk::SizeEnd { size },
+                b';' => Chunk::Ext { size },
+                b'\r' => Chunk::SizeLf { size },
+                _ => return Err(Malformed("invalid chunk size")),
+            },
+            Chunk::SizeEnd { size } => match b {
+                b' ' | b'\t' => Chunk::SizeEnd { size },
+                b';' => Chunk::Ext { size },
+                b'\r' => Chunk::SizeLf { size },
+                _ => return Err(Malformed("invalid chunk size")),
+            },
+            Chunk::Ext { size } => match b {
+                b'\r' => Chunk::SizeLf { size },
+                b'\n' => return Err(Malformed("bare LF in chunk extension")),
+                _ => Chunk::Ext { size },
+            },
+            Chunk::SizeLf { size } => {
+                if b != b'\n' {
+                    return Err(Malformed("invalid line ending after chunk size"));
+                }
+                self.line = 0;
+                // body.len() never exceeds max_body, so the subtraction cannot underflow.
+                if size > self.max_body - self.body.len() {
+                    return Err(BodyTooLarge);
+                }
+                match size {
+                    0 => Chunk::TrailerStart,
+                    left => Chunk::Data { left },
+                }
+            }
+            Chunk::Data { .. } | Chunk::Done => self.state,
+            Chunk::DataCr if b == b'\r' => Chunk::DataLf,
+            Chunk::DataLf if b == b'\n' => Chunk::Size { size: 0, digits: 0 },
+            Chunk::DataCr | Chunk::DataLf => return Err(crlf_after_data),
+            Chunk::TrailerStart | Chunk::Trailer | Chunk::TrailerLf | Chunk::EndLf => {
+                // Trailers are skipped unread, within their own bound.
+                self.line += 1;
+                if self.line > MAX_TRAILER_BYTES {
+                    return Err(HeadTooLarge);
+                }
+                match (self.state, b) {
+                    (Chunk::TrailerStart, b'\r') => Chunk::EndLf,
+                    (Chunk::EndLf, b'\n') => Chunk::Done,
+                    (Chunk::EndLf, _) => return Err(Malformed("invalid line ending in trailers")),
+                    (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
+                    (Chunk::TrailerLf, _) => {
+                        return Err(Malformed("invalid line ending in trailers"))
+                    }
+                    (_, b'\r') => Chunk::TrailerLf,
+                    (_, b'\n') => return Err(Malformed("bare LF in trailers")),
+                    _ => Chunk::Trailer,
+                }
+            }
+        })
+    }
 }
 
 fn content_length(value: &[u8]) -> Result<usize, ParseError> {
@@ -668,8 +810,144 @@ mod tests {
         assert!(is_malformed(chunked_err(b"zz\r\n")));
         let long_ext = [b"5;".as_slice(), &[b'e'; MAX_CHUNK_LINE]].concat();
         assert!(is_malformed(chunked_err(&long_ext)));
-        let long_trailer = [b"0\r\nX: ".as_slice(), &[b't'; MAX_HEAD_BYTES + 1]].concat();
-        assert_eq!(chunked_err(&long_trailer), HeadTooLarge);
+        let long_trailer = [b"0\r\nX: ".as_slice(), &[b't'; MAX_TRAILER_BYTES + 1]].concat();
+        assert_eq!(
+            parse_body(&long_trailer, BodyKind::Chunked, 1 << 20),
+            Err(HeadTooLarge)
+        );
+        for raw in [
+            &b"0\r\nX: 1\n"[..],
+            b"0\r\n\rX",
+            b"0\r\nX\rY",
+            b"5;a\nb\r\n",
+        ] {
+            assert!(
+                is_malformed(chunked_err(raw)),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    /// A chunked body of `data` in one-byte chunks, each padded with a long extension.
+    fn padded_chunks(data: &[u8], ext: usize) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for &b in data {
+            raw.extend_from_slice(b"1;");
+            raw.resize(raw.len() + ext, b'x');
+            raw.extend_from_slice(b"\r\n");
+            raw.push(b);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        raw
+    }
+
+    #[test]
+    fn chunked_framing_is_bounded_by_twice_the_body_limit() {
+        let max_body = 16 * 1024;
+        // 1 byte of data per 40 bytes of framing: within 2 x max_body only for short bodies.
+        let fits = padded_chunks(&[b'a'; 100], 32);
+        let (body, used) = parse_body(&fits, BodyKind::Chunked, max_body)
+            .unwrap()
+            .unwrap();
+        assert_eq!((body.len(), used), (100, fits.len()));
+        let padded = padded_chunks(&[b'a'; 2000], 32);
+        assert!(padded.len() - 2000 > max_framing(max_body));
+        assert_eq!(
+            parse_body(&padded, BodyKind::Chunked, max_body),
+            Err(ParseError::FramingTooLarge)
+        );
+        // Refused once the framing crosses the bound, not at the end of the body.
+        let mut d = BodyDecoder::new(BodyKind::Chunked, max_body).unwrap();
+        let mut fed = 0;
+        let err = padded
+            .chunks(100)
+            .find_map(|c| {
+                fed += c.len();
+                d.feed(c).err()
+            })
+            .unwrap();
+        assert_eq!(err, ParseError::FramingTooLarge);
+        assert!(fed <= max_framing(max_body) + 2000 + 100, "{fed}");
+    }
+
+    /// Feeds `raw` to a decoder in pieces of `step` bytes: the same verdict and body as one
+    /// piece, and no byte taken past the body's end.
+    fn feed_split(
+        raw: &[u8],
+        kind: BodyKind,
+        step: usize,
+    ) -> Result<Option<(Vec<u8>, usize)>, ParseError> {
+        let mut d = BodyDecoder::new(kind, MAX_BODY)?;
+        let mut used = 0;
+        for piece in raw.chunks(step.max(1)) {
+            let n = d.feed(piece)?;
+            used += n;
+            if d.is_done() {
+                assert!(n <= piece.len());
+                return Ok(Some((d.into_body(), used)));
+            }
+            assert_eq!(n, piece.len(), "an unfinished body takes every byte");
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn decoding_is_the_same_however_the_bytes_are_split() {
+        let raws: [&[u8]; 4] = [
+            b"5;name=val\r\nappid\r\nA ; a=b;c\r\n=abc&env=d\r\n0;last\r\nX-Trailer: 1\r\nY: 2\r\n\r\nGET / HTTP/1.1\r\n",
+            b"3\r\nabc\r\n0\r\n\r\nnext",
+            b"3\r\nabcX",
+            b"400\r\n",
+        ];
+        for raw in raws {
+            let whole = feed_split(raw, BodyKind::Chunked, raw.len());
+            for step in 1..raw.len() {
+                assert_eq!(
+                    feed_split(raw, BodyKind::Chunked, step),
+                    whole,
+                    "step {step}"
+                );
+            }
+        }
+        let whole = feed_split(b"abcdefg", BodyKind::Length(5), 7);
+        assert_eq!(whole, Ok(Some((b"abcde".to_vec(), 5))));
+        for step in 1..7 {
+            assert_eq!(feed_split(b"abcdefg", BodyKind::Length(5), step), whole);
+        }
+    }
+
+    #[test]
+    fn a_length_body_is_allocated_in_proportion_to_what_arrived() {
+        let n = 1 << 20;
+        let mut d = BodyDecoder::new(BodyKind::Length(n), n).unwrap();
+        // One byte announced as a megabyte does not make us allocate the megabyte.
+        assert_eq!(d.feed(b"x").unwrap(), 1);
+        assert!(d.body.capacity() < 64 * 1024, "{}", d.body.capacity());
+        // A quarter of it does, once, for the rest.
+        d.feed(&vec![b'y'; n / 4]).unwrap();
+        assert_eq!(d.body.capacity(), n);
+        d.feed(&vec![b'z'; n]).unwrap();
+        assert!(d.is_done());
+        assert_eq!(d.into_body().capacity(), n);
+    }
+
+    #[test]
+    fn a_dribbled_chunked_body_is_decoded_in_linear_time() {
+        // 1-byte chunks fed 1 byte at a time: each byte is looked at once. The old decoder
+        // re-parsed the buffer from its start after every read, quadratic in the body.
+        let data = vec![b'z'; MAX_BODY];
+        let raw = padded_chunks(&data, 0);
+        let mut d = BodyDecoder::new(BodyKind::Chunked, MAX_BODY).unwrap();
+        let mut used = 0;
+        for b in raw.chunks(1) {
+            used += d.feed(b).unwrap();
+        }
+        assert!(d.is_done());
+        assert_eq!(used, raw.len());
+        assert_eq!(d.framing_bytes(), raw.len() - MAX_BODY);
+        assert_eq!(d.into_body(), data);
     }
 
     #[test]

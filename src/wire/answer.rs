@@ -7,7 +7,7 @@ use super::json_value;
 
 /// The `code` of an envelope and, when present and not null, its raw `data`. An answer that is
 /// not JSON reads as code -500.
-pub(crate) fn decode(body: &[u8]) -> (i64, Option<Vec<u8>>) {
+pub fn decode(body: &[u8]) -> (i64, Option<Vec<u8>>) {
     let Ok(v) = json_value(body) else {
         return (-500, None);
     };

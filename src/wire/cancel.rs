@@ -9,7 +9,7 @@ use crate::registry::InstanceKey;
 
 /// A cancel request.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Cancel<'a> {
+pub struct Cancel<'a> {
     pub(crate) key: InstanceKey<'a>,
     /// When the sender cancelled; `None` means now.
     pub(crate) latest_ts: Option<i64>,
@@ -18,7 +18,7 @@ pub(crate) struct Cancel<'a> {
 
 impl<'a> Cancel<'a> {
     /// Reads a cancel form; its timestamp must pass `rules`.
-    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Cancel<'a>> {
+    pub fn from_params(p: &'a Params, rules: &Rules) -> Result<Cancel<'a>> {
         let (zone, env) = (p.required("zone")?, p.required("env")?);
         let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
         let latest_ts = rules.timestamp(p, "latest_timestamp")?;

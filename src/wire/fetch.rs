@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// A fetch of one app.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Fetch<'a> {
+pub struct Fetch<'a> {
     pub(crate) env: &'a str,
     pub(crate) appid: &'a str,
     pub(crate) zone: Option<&'a str>,
@@ -16,7 +16,7 @@ pub(crate) struct Fetch<'a> {
 
 /// A fetch of several apps.
 #[derive(Debug, Clone)]
-pub(crate) struct Fetchs<'a> {
+pub struct Fetchs<'a> {
     pub(crate) env: &'a str,
     /// Each app once, in the order first named.
     pub(crate) appids: Vec<&'a str>,
@@ -37,7 +37,7 @@ fn mask(p: &Params) -> Result<u32> {
 
 impl<'a> Fetch<'a> {
     /// Reads a fetch query.
-    pub(crate) fn from_params(p: &'a Params) -> Result<Fetch<'a>> {
+    pub fn from_params(p: &'a Params) -> Result<Fetch<'a>> {
         let (appid, env) = (p.required("appid")?, p.required("env")?);
         Ok(Fetch {
             env,
@@ -50,7 +50,7 @@ impl<'a> Fetch<'a> {
 
 impl<'a> Fetchs<'a> {
     /// Reads a fetchs query of at most `limits.max_appids` apps.
-    pub(crate) fn from_params(p: &'a Params, limits: &Limits) -> Result<Fetchs<'a>> {
+    pub fn from_params(p: &'a Params, limits: &Limits) -> Result<Fetchs<'a>> {
         limits.appids(p.list("appid").len())?;
         // An app named twice is answered once, as the original's map does.
         let appids: Vec<&str> = p.unique_list("appid").into_iter().map(|(_, a)| a).collect();

@@ -83,14 +83,14 @@ fn registration(v: &OwnedValue, rules: &Rules) -> Result<Registration, String> {
 }
 
 /// Reads one instance object's JSON text (as in a -409 answer).
-pub(crate) fn from_json(json: &[u8], rules: &Rules) -> Result<Registration, String> {
+pub fn from_json(json: &[u8], rules: &Rules) -> Result<Registration, String> {
     let v = json_value(json).map_err(|e| e.to_string())?;
     registration(&v, rules)
 }
 
 /// Reads a `fetch/all` answer into registrations; instances that fail their checks are logged
 /// and skipped.
-pub(crate) fn decode_fetch_all(body: &[u8], rules: &Rules) -> Result<Vec<Registration>, String> {
+pub fn decode_fetch_all(body: &[u8], rules: &Rules) -> Result<Vec<Registration>, String> {
     let v = json_value(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let code = v.get("code").and_then(|c| c.as_i64()).unwrap_or(-500);
     if code != 0 {

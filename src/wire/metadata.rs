@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::registry::instance::Metadata;
 
 /// Parses a metadata form value. `null` means no metadata.
-pub(crate) fn from_text(text: &str) -> Result<Option<Metadata>> {
+pub fn from_text(text: &str) -> Result<Option<Metadata>> {
     let value = json_value(text.as_bytes())
         .map_err(|e| Error::bad_param(format!("metadata is not valid JSON: {e}")))?;
     if value.is_null() {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// Which of the two endpoints asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PollKind {
+pub enum PollKind {
     /// `poll`: one app, answered with its InstanceInfo.
     One,
     /// `polls`: several apps, answered with a map of them.
@@ -16,7 +16,7 @@ pub(crate) enum PollKind {
 
 /// A validated poll request.
 #[derive(Debug, Clone)]
-pub(crate) struct Poll {
+pub struct Poll {
     pub(crate) env: Box<str>,
     pub(crate) zone: Option<Box<str>>,
     /// Each watched app with the client's latest_timestamp for it.
@@ -26,7 +26,7 @@ pub(crate) struct Poll {
 
 impl Poll {
     /// Reads a poll or polls query.
-    pub(crate) fn from_params(p: &Params, kind: PollKind, limits: &Limits) -> Result<Poll> {
+    pub fn from_params(p: &Params, kind: PollKind, limits: &Limits) -> Result<Poll> {
         let listed = p.list("appid").len();
         limits.appids(listed)?;
         if listed == 0 {

@@ -8,7 +8,7 @@ use crate::registry::InstanceKey;
 
 /// A renew request.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Renew<'a> {
+pub struct Renew<'a> {
     pub(crate) key: InstanceKey<'a>,
     /// The sender's version of the instance (peers only); 0 when not sent.
     pub(crate) dirty_ts: i64,
@@ -17,7 +17,7 @@ pub(crate) struct Renew<'a> {
 
 impl<'a> Renew<'a> {
     /// Reads a renew form; its timestamp must pass `rules`.
-    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Renew<'a>> {
+    pub fn from_params(p: &'a Params, rules: &Rules) -> Result<Renew<'a>> {
         let (zone, env) = (p.required("zone")?, p.required("env")?);
         let (appid, hostname) = (p.required("appid")?, p.required("hostname")?);
         let origin = Origin::from_params(p)?;

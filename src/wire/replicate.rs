@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// The four replicated writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpKind {
+pub enum OpKind {
     Register,
     Renew,
     Cancel,
@@ -42,7 +42,7 @@ impl OpKind {
     }
 
     /// Reads a batch line's `op`.
-    pub(crate) fn from_params(p: &Params) -> Result<OpKind> {
+    pub fn from_params(p: &Params) -> Result<OpKind> {
         match p.get("op") {
             Some("register") => Ok(OpKind::Register),
             Some("renew") => Ok(OpKind::Renew),
@@ -65,7 +65,7 @@ pub(crate) fn push_line(body: &mut String, kind: OpKind, form: &str) {
 }
 
 /// The lines of a batch body, each decoded as a form.
-pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params<'_>>> + '_ {
+pub fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params<'_>>> + '_ {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|line| Params::parse(b"", line))
@@ -73,7 +73,7 @@ pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = Result<Params<'_>>> + '
 
 /// The per-op results of a batch answer: each op's code and raw `data`. An answer that is not
 /// JSON, or has no `data` array, yields no results.
-pub(crate) fn decode_answer(body: &[u8]) -> Vec<(i64, Option<Vec<u8>>)> {
+pub fn decode_answer(body: &[u8]) -> Vec<(i64, Option<Vec<u8>>)> {
     let Ok(v) = json_value(body) else {
         return Vec::new();
     };

@@ -9,7 +9,7 @@ use crate::registry::{AppZone, HostChange};
 
 /// A set request.
 #[derive(Debug, Clone)]
-pub(crate) struct Set<'a> {
+pub struct Set<'a> {
     pub(crate) at: AppZone<'a>,
     /// The decoded changes, one per hostname.
     pub(crate) changes: Vec<HostChange>,
@@ -20,7 +20,7 @@ pub(crate) struct Set<'a> {
 
 impl<'a> Set<'a> {
     /// Reads a set form; its timestamp must pass `rules`.
-    pub(crate) fn from_params(p: &'a Params, rules: &Rules) -> Result<Set<'a>> {
+    pub fn from_params(p: &'a Params, rules: &Rules) -> Result<Set<'a>> {
         let (zone, env, appid) = (
             p.required("zone")?,
             p.required("env")?,

@@ -165,6 +165,12 @@ impl Setup {
         self
     }
 
+    /// An integer key of `[httpServer]`, e.g. `("maxConns", 3)`.
+    pub fn http_int(mut self, key: &str, value: i64) -> Setup {
+        self.http.insert(key.into(), value.to_string());
+        self
+    }
+
     /// A duration key of `[registry]`, e.g. `("pollHold", "1s")`.
     pub fn registry(mut self, key: &str, value: &str) -> Setup {
         self.registry.insert(key.into(), format!("{value:?}"));
@@ -643,7 +649,7 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        Conn::with(stream)
+        Conn::from_stream(stream)
     }
 
     /// A connection from source address `from` (any 127.x works on loopback): a stranger to
@@ -657,10 +663,11 @@ impl Conn {
         socket
             .connect(&addr.into())
             .unwrap_or_else(|e| panic!("connect {addr} from {from}: {e}"));
-        Conn::with(socket.into())
+        Conn::from_stream(socket.into())
     }
 
-    fn with(stream: TcpStream) -> Conn {
+    /// A connection over a stream the caller connected (from a chosen source address, say).
+    pub fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         Conn {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for the given seconds each (default 60), one after
+# another, one job each. Seeds come from fuzz/seeds/<target>; what the fuzzer learns is kept in
+# fuzz/corpus/<target> (not committed). A crash stops the script with the fuzzer's report and
+# its input in fuzz/artifacts/<target>/. Needs the nightly toolchain and cargo-fuzz
+# (`cargo install cargo-fuzz`).
+#
+#   scripts/fuzz.sh [seconds] [target...]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
+
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+if [ "${#targets[@]}" -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+
+# Parameters and batches run with larger inputs, where a quadratic path blows the per-input
+# time budget the targets assert.
+max_len() {
+  case "$1" in
+    params|replicate_batch) echo 262144 ;;
+    *) echo 4096 ;;
+  esac
+}
+
+cargo +nightly fuzz build -O
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  log="corpus/$t.log"
+  echo "== fuzz $t for ${seconds}s"
+  if ! cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+    -max_total_time="$seconds" -max_len="$(max_len "$t")" \
+    -print_final_stats=1 >"$log" 2>&1; then
+    echo "fuzz: $t failed; its report:" >&2
+    grep -E -A30 'panicked|ERROR|SUMMARY' "$log" | head -60 >&2
+    status=1
+  fi
+  grep -E '^stat::number_of_executed_units' "$log" || true
+done
+exit "$status"
