@@ -150,6 +150,15 @@ enum Tie {
     Keep,
 }
 
+/// The version a `set` gives the instances it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetVersion {
+    /// A client's set: `max(set time, replaced + 1)`.
+    Next,
+    /// A peer's set: its `set_timestamp` as sent.
+    AsSent,
+}
+
 /// One host's part of a `set`.
 #[derive(Debug, Clone)]
 pub struct HostChange {
@@ -379,6 +388,7 @@ impl Registry {
         at: &AppZone<'_>,
         changes: &[HostChange],
         set_ts: i64,
+        version: SetVersion,
         limit: MetadataLimit,
     ) -> Result<Vec<Arc<Instance>>> {
         let AppZone { env, appid, zone } = *at;
@@ -392,7 +402,13 @@ impl Registry {
                         c.hostname
                     )));
                 };
-                let inst = old.with_changes(c.status, c.metadata.as_ref(), set_ts);
+                let mut inst = old.with_changes(c.status, c.metadata.as_ref(), set_ts);
+                // A client's set wins over the version it changes, as a client's register
+                // does, whatever the clock that wrote that version.
+                if version == SetVersion::Next {
+                    inst.dirty_ts = inst.dirty_ts.max(old.dirty_ts.saturating_add(1));
+                    inst.latest_ts = inst.dirty_ts;
+                }
                 if let Some(m) = &inst.metadata {
                     limit.check(m)?;
                 }
@@ -669,6 +685,7 @@ mod tests {
                 metadata: None,
             }],
             10,
+            SetVersion::AsSent,
             LIMIT,
         )
         .unwrap();
@@ -738,7 +755,12 @@ mod tests {
                 metadata: None,
             },
         ];
-        assert_eq!(r.set(&at_z1(), &bad, 5, LIMIT).unwrap_err().ecode(), -400);
+        assert_eq!(
+            r.set(&at_z1(), &bad, 5, SetVersion::AsSent, LIMIT)
+                .unwrap_err()
+                .ecode(),
+            -400
+        );
         assert_eq!(
             r.snapshot("dev", "a")
                 .unwrap()
@@ -760,6 +782,7 @@ mod tests {
                 metadata: meta,
             }],
             5,
+            SetVersion::AsSent,
             LIMIT,
         )
         .unwrap();
@@ -824,6 +847,29 @@ mod tests {
         let mut there = reg("a", "z1", "h1");
         there.dirty_ts = Some(stored.dirty_ts);
         assert!(there.dirty_ts > ahead.dirty_ts);
+    }
+
+    #[test]
+    fn a_client_set_wins_over_a_version_from_a_clock_ahead() {
+        let r = registry();
+        let mut ahead = reg("a", "z1", "h1");
+        ahead.dirty_ts = Some(1_120 * SEC);
+        r.register(&ahead, 1_000 * SEC).unwrap();
+        let change = [HostChange {
+            hostname: "h1".into(),
+            status: Some(2),
+            metadata: None,
+        }];
+        let changed = r
+            .set(&at_z1(), &change, 1_001 * SEC, SetVersion::Next, LIMIT)
+            .unwrap();
+        assert_eq!(changed[0].dirty_ts, 1_120 * SEC + 1);
+        assert_eq!(changed[0].status, 2);
+        // A peer's set keeps the version it was sent with.
+        let changed = r
+            .set(&at_z1(), &change, 1_005 * SEC, SetVersion::AsSent, LIMIT)
+            .unwrap();
+        assert_eq!(changed[0].dirty_ts, 1_005 * SEC);
     }
 
     #[test]

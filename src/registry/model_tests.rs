@@ -227,7 +227,7 @@ fn run(steps: Vec<Step>) {
                     appid: &appid,
                     zone: "z1",
                 };
-                let done = r.set(&at, &[change], now, LIMIT);
+                let done = r.set(&at, &[change], now, super::SetVersion::AsSent, LIMIT);
                 let k = (appid.clone(), hostname);
                 assert_eq!(done.is_ok(), model.contains_key(&k));
                 if let Some(m) = model.get_mut(&k) {
