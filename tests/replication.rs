@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 
 use common::{hosts, reg, wait_until, Server, Setup};
@@ -84,46 +83,10 @@ fn an_op_the_peer_refuses_costs_only_that_op() {
 
 /// A peer that says it is ours and answers every batch with no results at all.
 fn short_answering_peer() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                for _ in 0..10_000 {
-                    let mut len = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut skip = vec![0; len];
-                    if reader.read_exact(&mut skip).is_err() {
-                        return;
-                    }
-                    let body = r#"{"code":0,"message":"0","ttl":1,"data":[]}"#;
-                    let head = format!("HTTP/1.1 200 OK\r\nServer: discovery-rs\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
-                    if out
-                        .write_all(head.as_bytes())
-                        .and_then(|_| out.write_all(body.as_bytes()))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    common::scripted_peer(
+        "discovery-rs",
+        r#"{"code":0,"message":"0","ttl":1,"data":[]}"#.to_string(),
+    )
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -150,52 +149,10 @@ fn timestamps_from_the_future_are_refused() {
 
 /// A hostile peer: answers every call with -409 and an instance of its choosing.
 fn hostile_peer(answer_instance: String) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(stream) = stream else { return };
-            let body =
-                format!(r#"{{"code":-409,"message":"conflict","ttl":1,"data":{answer_instance}}}"#);
-            std::thread::spawn(move || serve_forever(stream, body));
-        }
-    });
-    addr
-}
-
-fn serve_forever(stream: std::net::TcpStream, body: String) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    for _ in 0..10_000 {
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut skip = vec![0; len];
-        if reader.read_exact(&mut skip).is_err() {
-            return;
-        }
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        if out
-            .write_all(head.as_bytes())
-            .and_then(|_| out.write_all(body.as_bytes()))
-            .is_err()
-        {
-            return;
-        }
-    }
+    common::scripted_peer(
+        "go",
+        format!(r#"{{"code":-409,"message":"conflict","ttl":1,"data":{answer_instance}}}"#),
+    )
 }
 
 #[test]
