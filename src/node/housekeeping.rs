@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::lapses::{Lapse, Lapses};
 use super::schedulers::{SchedulerChange, SchedulerDir};
 use crate::clock;
 use crate::cluster::op::Op;
@@ -82,13 +83,22 @@ impl Housekeeping {
             after_ns: nanos(cfg.evict_after),
             after_protected_ns: nanos(cfg.evict_after_protected),
         };
+        let mut lapses = Lapses::new(start, clock::now_ns());
+        let mut overslept = Duration::ZERO;
         loop {
             let now = Instant::now();
+            if let Some(lapse) = lapses.observe(now, clock::now_ns(), overslept, cfg.evict_after) {
+                self.log_lapse(lapse);
+            }
             if self.cluster.protected() && now >= protect_until {
                 self.cluster.end_protection();
             }
             if evict.due(now) {
-                self.evict(rules);
+                if lapses.holding(now) {
+                    self.evict(EvictionRules::NONE);
+                } else {
+                    self.evict(rules);
+                }
             }
             if recount.due(now) {
                 self.registry.recount();
@@ -118,9 +128,26 @@ impl Housekeeping {
             if self.cluster.protected() {
                 next = next.min(protect_until);
             }
-            if shutdown.wait(next.saturating_duration_since(Instant::now())) {
+            let asked = next.saturating_duration_since(Instant::now());
+            let slept_from = Instant::now();
+            if shutdown.wait(asked) {
                 return;
             }
+            overslept = slept_from.elapsed().saturating_sub(asked);
+        }
+    }
+
+    fn log_lapse(&self, lapse: Lapse) {
+        let hold = self.timings.evict_after;
+        match lapse {
+            Lapse::Stopped(d) => tracing::warn!(
+                late = ?d,
+                "housekeeping woke {d:?} late (the process was stopped or starved): eviction waits {hold:?} (evictAfter) for clients to renew here again"
+            ),
+            Lapse::ClockJumped(d) => tracing::warn!(
+                jump = ?d,
+                "the wall clock jumped {d:?} forward: eviction waits {hold:?} (evictAfter) for clients to renew here again"
+            ),
         }
     }
 

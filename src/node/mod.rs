@@ -4,6 +4,7 @@
 //! in order: cancel the node's own registration, let the cluster deliver it, join everything.
 
 mod housekeeping;
+mod lapses;
 mod persist;
 mod schedulers;
 

@@ -112,7 +112,8 @@ pub struct Registration {
 
 impl Instance {
     /// Builds the instance a registration describes. `previous_up_ts` is the replaced
-    /// instance's, which a re-register keeps unless the registration brings its own.
+    /// instance's, which a re-register keeps unless the registration brings its own; a new one
+    /// is up from the write's version (`dirty_ts`), or from `now` for a client's.
     pub fn new(reg: &Registration, now: i64, previous_up_ts: Option<i64>) -> Instance {
         Instance {
             region: reg.region.as_str().into(),
@@ -125,7 +126,12 @@ impl Instance {
             metadata: reg.metadata.clone(),
             status: reg.status,
             reg_ts: reg.reg_ts.unwrap_or(now),
-            up_ts: reg.up_ts.or(previous_up_ts).unwrap_or(now),
+            // A peer that sends no up_timestamp (the Go original) sends the write's version: the
+            // time it was written, the same on every node that receives it.
+            up_ts: reg
+                .up_ts
+                .or(previous_up_ts)
+                .unwrap_or(reg.dirty_ts.unwrap_or(now)),
             dirty_ts: reg.dirty_ts.unwrap_or(now),
             latest_ts: reg.latest_ts.unwrap_or(now),
             renew_ts: AtomicI64::new(reg.renew_ts.unwrap_or(now)),

@@ -17,7 +17,7 @@ pub mod snapshot;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -183,6 +183,14 @@ pub struct EvictionRules {
     pub after_protected_ns: i64,
 }
 
+impl EvictionRules {
+    /// Rules under which nothing expires: a round still closes the guard's window.
+    pub const NONE: EvictionRules = EvictionRules {
+        after_ns: i64::MAX,
+        after_protected_ns: i64::MAX,
+    };
+}
+
 /// At most this share of the registry may stay after a round: eviction never removes more
 /// than `size - floor(size * 0.85)` instances at once.
 const KEEP_SHARE: f64 = 0.85;
@@ -197,6 +205,8 @@ pub struct Registry {
     /// Bumped by every published change (not by renews), so a whole-registry answer can be
     /// cached until the next one.
     generation: AtomicU64,
+    /// The highest `dirty_timestamp` stored here so far, whoever wrote it (see [`Self::stamp`]).
+    latest_version: AtomicI64,
 }
 
 impl Registry {
@@ -208,7 +218,29 @@ impl Registry {
             self_preservation: SelfPreservation::new(cores),
             hub,
             generation: AtomicU64::new(0),
+            latest_version: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// The version (`dirty_timestamp`) of a client's write: `at` (its clock) unless a version
+    /// this node has stored is as new, then one past the newest. A node's writes thus never go
+    /// behind what it has seen, whichever clock wrote that (hybrid-logical-clock style): a
+    /// client's write wins over the versions it replaces even where the copy it replaces is
+    /// gone here (cancelled) and lives on elsewhere with a timestamp from a clock ahead.
+    fn stamp(&self, at: i64) -> i64 {
+        let mut stamped = at;
+        let _ = self
+            .latest_version
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |seen| {
+                stamped = at.max(seen.saturating_add(1));
+                Some(stamped)
+            });
+        stamped
+    }
+
+    /// Notes a version a peer (or the snapshot) wrote.
+    fn saw(&self, version: i64) {
+        self.latest_version.fetch_max(version, Ordering::AcqRel);
     }
 
     /// Changes published so far.
@@ -322,8 +354,12 @@ impl Registry {
             }
             added = old.is_none();
             let mut inst = Instance::new(reg, now, old.map(|o| o.up_ts));
-            if let (None, Some(old)) = (reg.dirty_ts, old) {
-                inst.dirty_ts = inst.dirty_ts.max(old.dirty_ts.saturating_add(1));
+            match reg.dirty_ts {
+                None => {
+                    let replaced = old.map_or(i64::MIN, |o| o.dirty_ts.saturating_add(1));
+                    inst.dirty_ts = self.stamp(inst.dirty_ts.max(replaced));
+                }
+                Some(version) => self.saw(version),
             }
             let inst = Arc::new(inst);
             let latest = bump(cur.latest_ts, reg.latest_ts.unwrap_or(now));
@@ -405,9 +441,13 @@ impl Registry {
                 let mut inst = old.with_changes(c.status, c.metadata.as_ref(), set_ts);
                 // A client's set wins over the version it changes, as a client's register
                 // does, whatever the clock that wrote that version.
-                if version == SetVersion::Next {
-                    inst.dirty_ts = inst.dirty_ts.max(old.dirty_ts.saturating_add(1));
-                    inst.latest_ts = inst.dirty_ts;
+                match version {
+                    SetVersion::Next => {
+                        inst.dirty_ts =
+                            self.stamp(inst.dirty_ts.max(old.dirty_ts.saturating_add(1)));
+                        inst.latest_ts = inst.dirty_ts;
+                    }
+                    SetVersion::AsSent => self.saw(inst.dirty_ts),
                 }
                 if let Some(m) = &inst.metadata {
                     limit.check(m)?;
@@ -483,7 +523,9 @@ impl Registry {
                 if old.is_some_and(|o| reg.dirty_ts.is_some_and(|d| d <= o.dirty_ts)) {
                     continue;
                 }
-                snapshot::upsert(&mut zones, Arc::new(Instance::new(reg, now, None)));
+                let inst = Instance::new(reg, now, None);
+                self.saw(inst.dirty_ts);
+                snapshot::upsert(&mut zones, Arc::new(inst));
                 restored += 1;
             }
             if restored == 0 {
@@ -694,6 +736,18 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_register_without_up_timestamp_is_up_from_its_version() {
+        // The Go original replicates a register without up_timestamp: every node that receives
+        // it must agree on one, whenever it arrives.
+        let (a, b) = (registry(), registry());
+        let mut relayed = reg("a", "z1", "h1");
+        relayed.dirty_ts = Some(50);
+        let here = a.register(&relayed, 100).unwrap();
+        let there = b.register(&relayed, 107).unwrap();
+        assert_eq!((here.up_ts, there.up_ts), (50, 50));
+    }
+
+    #[test]
     fn reregister_keeps_up_timestamp_and_older_replica_is_ignored() {
         let r = registry();
         r.register(&reg("a", "z1", "h1"), 100).unwrap();
@@ -847,6 +901,26 @@ mod tests {
         let mut there = reg("a", "z1", "h1");
         there.dirty_ts = Some(stored.dirty_ts);
         assert!(there.dirty_ts > ahead.dirty_ts);
+    }
+
+    #[test]
+    fn a_client_register_wins_over_a_cancelled_version_from_a_clock_ahead() {
+        let r = registry();
+        // A version written by a clock two minutes ahead, then cancelled here: the copy may
+        // live on at a peer (a renew's -404 repair can bring it back there).
+        let mut ahead = reg("a", "z1", "h1");
+        ahead.dirty_ts = Some(1_120 * SEC);
+        r.register(&ahead, 1_000 * SEC).unwrap();
+        r.cancel(&key("z1", "h1"), None, 1_001 * SEC).unwrap();
+        // The owner registers again through this node: nothing here to replace, yet its
+        // version is newer than the cancelled one.
+        let stored = r.register(&reg("a", "z1", "h1"), 1_002 * SEC).unwrap();
+        assert_eq!(stored.dirty_ts, 1_120 * SEC + 1);
+        // Other apps' writes follow the same clock; it does not hold back a clock ahead of it.
+        let other = r.register(&reg("b", "z1", "h1"), 1_003 * SEC).unwrap();
+        assert_eq!(other.dirty_ts, 1_120 * SEC + 2);
+        let later = r.register(&reg("b", "z1", "h2"), 1_200 * SEC).unwrap();
+        assert_eq!(later.dirty_ts, 1_200 * SEC);
     }
 
     #[test]

@@ -146,6 +146,8 @@ fn run(steps: Vec<Step>) {
     let mut model: BTreeMap<(String, String), Model> = BTreeMap::new();
     let mut clocks = BTreeMap::new();
     let mut now = 1_000 * SEC;
+    // The newest version stored so far: a client's write goes past it.
+    let mut latest_version = i64::MIN;
     for step in steps {
         now += SEC;
         match step {
@@ -175,12 +177,13 @@ fn run(steps: Vec<Step>) {
                 };
                 if !stale {
                     let meta = BTreeMap::new();
-                    // A client's register (no version of its own) wins over the one it replaces.
-                    let dirty = match (reg.dirty_ts, model.get(&k)) {
-                        (Some(d), _) => d,
-                        (None, Some(old)) => now.max(old.dirty.saturating_add(1)),
-                        (None, None) => now,
+                    // A client's register (no version of its own) wins over the one it
+                    // replaces, and over every version stored before it.
+                    let dirty = match reg.dirty_ts {
+                        Some(d) => d,
+                        None => now.max(latest_version.saturating_add(1)),
                     };
+                    latest_version = latest_version.max(dirty);
                     model.insert(
                         k.clone(),
                         Model {
@@ -235,6 +238,7 @@ fn run(steps: Vec<Step>) {
                         m.status = s;
                     }
                     m.dirty = now;
+                    latest_version = latest_version.max(now);
                     m.meta.insert(format!("k{mk}"), format!("v{now}"));
                 }
             }
