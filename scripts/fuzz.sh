@@ -16,11 +16,11 @@ if [ "${#targets[@]}" -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-# Parameters and batches run with larger inputs, where a quadratic path blows the per-input
-# time budget the targets assert.
+# Parameters and batches (decoded, and handled) run with larger inputs, where a quadratic path
+# blows the per-input time budget the targets assert.
 max_len() {
   case "$1" in
-    params|replicate_batch) echo 262144 ;;
+    params|replicate_batch|replicate_handler) echo 262144 ;;
     *) echo 4096 ;;
   esac
 }

@@ -27,6 +27,8 @@
 //! - [`node`] — the node's life cycle: start, housekeeping chores, scheduler files, stop.
 //! - [`config`], [`cli`], [`logging`], [`shutdown`]; crate-internal: `identity`, `metrics`,
 //!   `json`, `clock`, `error`.
+//! - `fuzzing` (feature `fuzzing` only) — a node's handler state for the cargo-fuzz targets in
+//!   `fuzz/`.
 
 pub mod api;
 pub mod cli;
@@ -34,6 +36,9 @@ mod clock;
 mod cluster;
 pub mod config;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod identity;
 mod json;

@@ -41,6 +41,10 @@ use answer::Answer;
 pub(crate) use context::Api;
 pub(crate) use fetch::FetchAllCache;
 use poll::{ParkedPoll, Polled};
+/// The replicate handler and its request, which the fuzzing harness (`crate::fuzzing`) calls
+/// directly.
+#[cfg(feature = "fuzzing")]
+pub(crate) use replicate::{handle as handle_replicate, Batch as ReplicateBatch};
 
 /// Every endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,12 @@ pub(crate) struct Batch<'a> {
     pub(crate) body: &'a [u8],
 }
 
-/// Bytes of instances a batch's answer may echo beyond a few times its own size: an answer
-/// stays a small multiple of its request however large the instances it names.
+/// How much of a batch's answer may be echoed instances: while its results hold fewer bytes
+/// than the floor plus a few per byte of the request, a -409 carries its instance. The one that
+/// crosses the line goes whole, so a sender always adopts at least one newer copy (its renew
+/// alone would be answered with it too); none goes after it. An answer is therefore at most the
+/// budget, one instance and 14 bytes per line, however many large instances its lines name
+/// (fuzz/fuzz_targets/replicate_handler.rs checks that bound).
 const ECHO_FLOOR_BYTES: usize = 64 * 1024;
 const ECHO_PER_REQUEST_BYTE: usize = 4;
 
