@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::{envelope, handle_replicate, Access, Api, ReplicateBatch};
 use crate::clock;
@@ -33,9 +34,18 @@ const BIG_METADATA_BYTES: usize = 48 * 1024;
 /// [`PRESET_DIRTY_TS`]: `demo.service` hosts `h1` and `h2` (small metadata), and `demo.big` host
 /// `b1` (a metadata value of 48 KiB).
 pub struct ReplicateHarness {
-    /// `Api` holds this core's parked polls in an `Rc`: the harness, like a core, stays on the
-    /// thread that built it.
-    api: Api,
+    /// The state every batch starts from; each gets a fork of it.
+    preset: Registry,
+    settings: Settings,
+    enable_protect: bool,
+    identity: Arc<Identity>,
+    metrics: Arc<Metrics>,
+    access: Arc<Access>,
+    effective_config: Arc<[(String, String)]>,
+    limits: Limits,
+    poll_hold: Duration,
+    max_clock_skew: Duration,
+    max_parked_polls: usize,
 }
 
 /// How the answers are framed: a peer's keep-alive connection.
@@ -48,16 +58,9 @@ impl ReplicateHarness {
     /// A node built from `config` as `node::run` and `net::serve_core` build one, holding the
     /// instances listed on [`ReplicateHarness`].
     pub fn new(config: &Config) -> Result<ReplicateHarness> {
-        let identity = Arc::new(Identity::new(config, config.http_server.addr));
-        let registry = Arc::new(Registry::new(Arc::new(Hub::new()), 1));
-        let cluster = Arc::new(Cluster::new(
-            Settings::from_config(config),
-            registry.clone(),
-            identity.clone(),
-            config.enable_protect,
-        ));
+        let preset = Registry::new(Arc::new(Hub::new()), 1);
         let now = clock::now_ns();
-        let preset = |appid: &str, hostname: &str, metadata: (&str, String)| Registration {
+        let instance = |appid: &str, hostname: &str, metadata: (&str, String)| Registration {
             region: "sh".into(),
             zone: "sh001".into(),
             env: "dev".into(),
@@ -71,40 +74,65 @@ impl ReplicateHarness {
             ..Registration::default()
         };
         for reg in [
-            preset("demo.service", "h1", ("weight", "10".into())),
-            preset("demo.service", "h2", ("weight", "20".into())),
-            preset("demo.big", "b1", ("blob", "x".repeat(BIG_METADATA_BYTES))),
+            instance("demo.service", "h1", ("weight", "10".into())),
+            instance("demo.service", "h2", ("weight", "20".into())),
+            instance("demo.big", "b1", ("blob", "x".repeat(BIG_METADATA_BYTES))),
         ] {
-            registry.register(&reg, now)?;
+            preset.register(&reg, now)?;
         }
-        let api = Api {
-            registry,
-            cluster,
-            identity,
+        Ok(ReplicateHarness {
+            preset,
+            settings: Settings::from_config(config),
+            enable_protect: config.enable_protect,
+            identity: Arc::new(Identity::new(config, config.http_server.addr)),
             metrics: Arc::new(Metrics::new(1)),
-            effective_config: config.effective().into(),
-            waiters: Rc::new(CoreWaiters::default()),
-            poll_hold: config.registry.poll_hold,
             access: Arc::new(Access::new(config.auth.clone())),
-            max_clock_skew: config.registry.max_clock_skew,
+            effective_config: config.effective().into(),
             limits: Limits::from_config(&config.limits, config.http_server.max_body_bytes),
-            fetch_all: Arc::default(),
+            poll_hold: config.registry.poll_hold,
+            max_clock_skew: config.registry.max_clock_skew,
             max_parked_polls: config.http_server.max_parked_polls,
-            shutdown: Shutdown::new().watch(),
-        };
-        Ok(ReplicateHarness { api })
+        })
     }
 
     /// Lines a batch may hold (`limits.maxBatchLines`); one more and it is refused whole.
     pub fn max_batch_lines(&self) -> usize {
-        self.api.limits.max_batch_lines
+        self.limits.max_batch_lines
     }
 
-    /// Handles `body` as a `/discovery/replicate` request's body and returns the whole response
-    /// the server writes for it, head and envelope, exactly as it goes on the connection.
+    /// A node in the preset state, as a serving core builds its `Api`.
+    fn node(&self) -> Api {
+        let registry = Arc::new(self.preset.fork(1));
+        let cluster = Arc::new(Cluster::new(
+            self.settings.clone(),
+            registry.clone(),
+            self.identity.clone(),
+            self.enable_protect,
+        ));
+        Api {
+            registry,
+            cluster,
+            identity: self.identity.clone(),
+            metrics: self.metrics.clone(),
+            effective_config: self.effective_config.clone(),
+            waiters: Rc::new(CoreWaiters::default()),
+            poll_hold: self.poll_hold,
+            access: self.access.clone(),
+            max_clock_skew: self.max_clock_skew,
+            limits: self.limits,
+            fetch_all: Arc::default(),
+            max_parked_polls: self.max_parked_polls,
+            shutdown: Shutdown::new().watch(),
+        }
+    }
+
+    /// Handles `body` as a `/discovery/replicate` request's body on a node in the preset state
+    /// (a fresh one per call) and returns the whole response the server writes for it, head and
+    /// envelope, exactly as it goes on the connection.
     pub fn batch(&self, body: &[u8]) -> Vec<u8> {
+        let api = self.node();
         let mut out = Vec::new();
-        match handle_replicate(&self.api, ReplicateBatch { body }) {
+        match handle_replicate(&api, ReplicateBatch { body }) {
             Ok(answer) => answer.write(&mut out, FRAMING),
             Err(e) => envelope::error(&mut out, FRAMING, &e),
         }

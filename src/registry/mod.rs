@@ -243,6 +243,30 @@ impl Registry {
         self.latest_version.fetch_max(version, Ordering::AcqRel);
     }
 
+    /// A registry holding this one's snapshots, shared, with a hub of its own: fuzz targets
+    /// start each input from one prepared state without encoding it again.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn fork(&self, cores: usize) -> Registry {
+        let forked = Registry::new(Arc::new(Hub::new()), cores);
+        for entry in &self.apps {
+            let app = App {
+                writer: Mutex::new(Listing::Listed),
+                snapshot: ArcSwap::new(entry.value().snapshot.load_full()),
+            };
+            forked.apps.insert(entry.key().clone(), Arc::new(app));
+        }
+        for entry in &self.schedulers {
+            forked
+                .schedulers
+                .insert(entry.key().clone(), entry.value().clone());
+        }
+        forked
+            .latest_version
+            .store(self.latest_version.load(Ordering::Acquire), Ordering::Release);
+        forked.recount();
+        forked
+    }
+
     /// Changes published so far.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
