@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs one load scenario against our server, the Go original and/or the
-# ceiling server, each started on a free loopback port, and writes
+# Runs one load scenario against our server, the Go original, the ceiling
+# server and/or Debian's nginx, each started on a free loopback port, and writes
 # results/<timestamp>-<scenario>/ with one JSON per target, summary.md and,
 # for fleet, park and capacity, chart.svg.
 #
-#   loadtest/run.sh <fetch|renew|fleet|park|capacity> [--target ours|go|ceiling|all|a,b]
+#   loadtest/run.sh <fetch|renew|fleet|park|capacity>
+#                   [--target ours|go|ceiling|nginx|all|a,b] [--pin [SERVER_CPUS]]
 #                   [scenario flags...]
 #
+# --pin runs the server on SERVER_CPUS (default: the first CPU, e.g. 0; a list
+# like 0-1 or 0,2) with as many threads, and the load generator on the others.
 # Scenario flags are passed to `loadgen <scenario>` unchanged (see README.md).
 # `loadtest/run.sh soak [--duration 30m]` runs soak.sh (a long fleet, sampled for drift).
 set -uo pipefail
@@ -17,7 +20,7 @@ GO_MODULE="github.com/bilibili/discovery"
 GO_VERSION="v1.2.0"
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -33,11 +36,24 @@ case "$SCENARIO" in
 esac
 
 TARGET="all"
+PIN=""         # empty: not pinned; "first": the first CPU; else a CPU list
+LOAD_THREADS="" # --threads as given for the load generator, if it was
+LOAD_THREAD_ARGS=()
 ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) TARGET="${2:-}"; shift 2 || usage ;;
         --target=*) TARGET="${1#*=}"; shift ;;
+        --pin=*) PIN="${1#*=}"; shift ;;
+        --pin)
+            if [[ "${2:-}" =~ ^[0-9] ]]; then
+                PIN="$2"; shift 2
+            else
+                PIN="first"; shift
+            fi
+            ;;
+        --threads) LOAD_THREADS="${2:-}"; ARGS+=("$1" "${2:-}"); shift 2 || usage ;;
+        --threads=*) LOAD_THREADS="${1#*=}"; ARGS+=("$1"); shift ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done
@@ -46,11 +62,77 @@ TARGETS=()
 IFS=',' read -r -a REQUESTED <<<"$TARGET"
 for t in "${REQUESTED[@]}"; do
     case "$t" in
-        all) TARGETS+=(ours go ceiling) ;;
-        ours | go | ceiling) TARGETS+=("$t") ;;
-        *) log "unknown target '$t' (ours, go, ceiling, all)"; exit 2 ;;
+        all) TARGETS+=(ours go ceiling nginx) ;;
+        ours | go | ceiling | nginx) TARGETS+=("$t") ;;
+        *) log "unknown target '$t' (ours, go, ceiling, nginx, all)"; exit 2 ;;
     esac
 done
+
+# --- CPU pinning ---------------------------------------------------------------
+# CPU lists as the kernel writes them ("0-2,5") to one number a line, and back.
+expand_cpus() {
+    local part lo hi
+    IFS=',' read -r -a parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
+            lo="${BASH_REMATCH[1]}" hi="${BASH_REMATCH[2]}"
+            [ "$lo" -le "$hi" ] || return 1
+            seq "$lo" "$hi"
+        elif [[ "$part" =~ ^[0-9]+$ ]]; then
+            echo "$part"
+        else
+            return 1
+        fi
+    done
+}
+compress_cpus() {
+    sort -n -u | awk '
+        function flush() { if (n) { printf "%s%s", sep, (lo == prev ? lo : lo "-" prev); sep = "," } }
+        { if (n && $1 == prev + 1) { prev = $1; next } flush(); lo = prev = $1; n = 1 }
+        END { flush(); print "" }'
+}
+
+SERVER_CPUS=""   # the server's CPU list, when pinned
+SERVER_THREADS="" # threads (or worker processes) the server gets, when pinned
+LOAD_CPUS=""     # the load generator's CPU list, when pinned
+if [ -n "$PIN" ]; then
+    command -v taskset >/dev/null 2>&1 || { log "--pin needs taskset (util-linux)"; exit 2; }
+    ALLOWED="$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)"
+    ALLOWED_N="$(expand_cpus "$ALLOWED" | wc -l)"
+    if [ "$ALLOWED_N" -lt 2 ]; then
+        log "--pin needs at least 2 CPUs, one for the server and one for the load generator; this machine lets run.sh use only CPU $ALLOWED"
+        exit 2
+    fi
+    [ "$PIN" = "first" ] && PIN="$(expand_cpus "$ALLOWED" | head -n 1)"
+    if ! WANTED="$(expand_cpus "$PIN")" || [ -z "$WANTED" ]; then
+        log "--pin: '$PIN' is not a CPU list (examples: 0, 0-1, 0,2)"
+        exit 2
+    fi
+    OUTSIDE="$(comm -23 <(sort -u <<<"$WANTED") <(expand_cpus "$ALLOWED" | sort -u) | compress_cpus)"
+    if [ -n "$OUTSIDE" ]; then
+        log "--pin $PIN: CPU(s) $OUTSIDE are not available here (available: $ALLOWED)"
+        exit 2
+    fi
+    SERVER_CPUS="$(compress_cpus <<<"$WANTED")"
+    SERVER_THREADS="$(sort -u <<<"$WANTED" | wc -l)"
+    LOAD_CPUS="$(comm -13 <(sort -u <<<"$WANTED") <(expand_cpus "$ALLOWED" | sort -u) | compress_cpus)"
+    if [ -z "$LOAD_CPUS" ]; then
+        log "--pin $PIN leaves no CPU for the load generator (available: $ALLOWED)"
+        exit 2
+    fi
+    if [ -z "$LOAD_THREADS" ]; then
+        LOAD_THREADS="$(expand_cpus "$LOAD_CPUS" | wc -l)"
+        LOAD_THREAD_ARGS=(--threads "$LOAD_THREADS")
+    fi
+    log "pinning: server on CPUs $SERVER_CPUS ($SERVER_THREADS thread(s)), load generator on CPUs $LOAD_CPUS ($LOAD_THREADS thread(s))"
+fi
+# Prefixes that pin a command, empty when not pinned.
+PIN_SERVER=()
+PIN_LOAD=()
+if [ -n "$SERVER_CPUS" ]; then
+    PIN_SERVER=(taskset -c "$SERVER_CPUS")
+    PIN_LOAD=(taskset -c "$LOAD_CPUS")
+fi
 
 # Long polls and many connections need descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -63,6 +145,12 @@ SKIPPED="$RES/skipped.txt"
 NOTES="$RES/notes.txt"
 : >"$SKIPPED"
 : >"$NOTES"
+if [ -n "$SERVER_CPUS" ]; then
+    printf 'Pinned: server on CPUs %s (%s thread(s)), load generator on CPUs %s (%s thread(s))\n' \
+        "$SERVER_CPUS" "$SERVER_THREADS" "$LOAD_CPUS" "$LOAD_THREADS" >"$RES/pinning.txt"
+else
+    printf 'Not pinned: the server and the load generator share every CPU\n' >"$RES/pinning.txt"
+fi
 skip() {
     log "skipping $1: $2"
     printf '%s: %s\n' "$1" "$2" >>"$SKIPPED"
@@ -151,6 +239,88 @@ EOF
     return 1
 }
 
+# Debian's nginx, from PATH or /usr/sbin; installed with apt-get when missing.
+find_nginx() {
+    NGINX_BIN="$(command -v nginx 2>/dev/null)"
+    [ -z "$NGINX_BIN" ] && [ -x /usr/sbin/nginx ] && NGINX_BIN=/usr/sbin/nginx
+    [ -n "$NGINX_BIN" ]
+}
+ensure_nginx() {
+    find_nginx && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        NGINX_WHY="nginx is not installed and there is no apt-get to install it"
+        return 1
+    fi
+    log "installing Debian's nginx (apt-get install nginx-light)"
+    local logf="$RES/install-nginx.log" pkg
+    export DEBIAN_FRONTEND=noninteractive
+    for pkg in nginx-light nginx; do
+        if apt-get install -y -qq "$pkg" >>"$logf" 2>&1 ||
+            { apt-get update -qq >>"$logf" 2>&1 && apt-get install -y -qq "$pkg" >>"$logf" 2>&1; }; then
+            break
+        fi
+    done
+    find_nginx && return 0
+    NGINX_WHY="nginx is not installed and apt-get could not install it: $(tail -n 1 "$logf")"
+    return 1
+}
+
+# The bytes the ceiling and nginx answer with, made once per run.
+make_body() {
+    [ -s "$RES/body.json" ] && return 0
+    "$LOADGEN" body "$SCENARIO" "${ARGS[@]}" --out "$RES/body.json" 2>"$RES/body.log"
+}
+
+# nginx serves body.json for every URI. The static module answers a POST with
+# 405, so that answer is turned into the file again (as a GET) with status 200.
+write_nginx_conf() { # dir port workers
+    local dir="$1" temp="" name nofile
+    nofile="$(ulimit -n)"
+    mkdir -p "$dir/root" "$dir/temp"
+    cp -f "$RES/body.json" "$dir/root/body.json"
+    # The temp paths compiled into the binary point at /var/lib/nginx: move
+    # every one this build has into the run's directory.
+    for name in client_body proxy fastcgi uwsgi scgi; do
+        if "$NGINX_BIN" -V 2>&1 | grep -q -- "--http-${name//_/-}-temp-path="; then
+            temp+="    ${name}_temp_path \"$dir/temp/$name\";"$'\n'
+        fi
+    done
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $3;
+worker_rlimit_nofile $nofile;
+pid "$dir/nginx.pid";
+error_log "$dir/error.log" warn;
+
+# nginx allocates every connection slot up front.
+events {
+    worker_connections $((nofile > 65535 ? 65535 : nofile));
+}
+
+http {
+    access_log off;
+$temp    types { }
+    default_type "application/json; charset=utf-8";
+    # nginx closes a keep-alive connection after 1000 requests by default;
+    # the load generator's connections must stay open for the whole run.
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    open_file_cache max=16 inactive=1h;
+    open_file_cache_valid 1h;
+
+    server {
+        listen 127.0.0.1:$2 reuseport backlog=4096;
+        root "$dir/root";
+        location / {
+            try_files /body.json =404;
+            error_page 405 =200 /body.json;
+        }
+    }
+}
+EOF
+}
+
 write_conf() { # dir port
     mkdir -p "$1"
     cat >"$1/discovery.toml" <<EOF
@@ -188,8 +358,7 @@ stop_server() {
         return 0
     fi
     kill -TERM "$SERVER_PID" 2>/dev/null
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -203,6 +372,21 @@ stop_server() {
 trap 'stop_server' EXIT
 trap 'stop_server; exit 130' INT TERM
 
+# Notes where the threads of the server (and of its child processes: nginx's
+# workers) may run at the end of its run, and whether that is what was asked.
+check_pinning() { # target pid
+    local pid="$2" procs p lists
+    procs="$pid $(cat /proc/"$pid"/task/*/children 2>/dev/null)"
+    # shellcheck disable=SC2086 # one pid a word
+    lists="$(for p in $procs; do
+        sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/"$p"/task/*/status 2>/dev/null
+    done)"
+    note "$1" "$(taskset -pc "$pid" 2>&1); $(wc -l <<<"$lists") thread(s) in $(wc -w <<<"$procs") process(es): $(sort <<<"$lists" | uniq -c | awk '{ printf "%s%d on CPUs %s", sep, $1, $2; sep = ", " }')"
+    if grep -qvx -- "$SERVER_CPUS" <<<"$lists"; then
+        note "$1" "NOT PINNED AS ASKED: some of its threads may run outside CPUs $SERVER_CPUS"
+    fi
+}
+
 # --- run each target -----------------------------------------------------------
 for t in "${TARGETS[@]}"; do
     case "$t" in
@@ -215,16 +399,20 @@ for t in "${TARGETS[@]}"; do
             build_go || { skip go "$GO_WHY"; continue; }
             cp -f "$GO_BIN" "$RUN_BIN/go-server"
             ;;
-        ceiling)
+        ceiling | nginx)
             case "$SCENARIO" in
                 fetch | renew) ;;
                 *)
-                    skip ceiling "answers every request at once, so it has no meaning for $SCENARIO (long polls and registrations)"
+                    skip "$t" "answers every request at once, so it has no meaning for $SCENARIO (long polls and registrations)"
                     continue
                     ;;
             esac
-            if ! "$LOADGEN" body "$SCENARIO" "${ARGS[@]}" --out "$RES/ceiling-body.json" 2>"$RES/ceiling-body.log"; then
-                skip ceiling "cannot make the answer body: $(tail -n 1 "$RES/ceiling-body.log")"
+            if [ "$t" = nginx ]; then
+                NGINX_WHY=""
+                ensure_nginx || { skip nginx "$NGINX_WHY"; continue; }
+            fi
+            if ! make_body; then
+                skip "$t" "cannot make the answer body: $(tail -n 1 "$RES/body.log")"
                 continue
             fi
             ;;
@@ -233,18 +421,36 @@ for t in "${TARGETS[@]}"; do
     PORT="$("$LOADGEN" free-port)"
     CONF="$RES/conf-$t"
     write_conf "$CONF" "$PORT"
+    # Pinned, each server gets as many threads (nginx: worker processes) as CPUs.
+    THREAD_ARGS=()
+    GOMAX=()
+    WORKERS=auto
+    if [ -n "$SERVER_THREADS" ]; then
+        case "$t" in
+            ours) THREAD_ARGS=(-threads "$SERVER_THREADS") ;;
+            go) GOMAX=("GOMAXPROCS=$SERVER_THREADS") ;;
+            ceiling) THREAD_ARGS=(--threads "$SERVER_THREADS") ;;
+            nginx) WORKERS="$SERVER_THREADS" ;;
+        esac
+    fi
     log "$t: starting on 127.0.0.1:$PORT"
     case "$t" in
         ours)
-            RUST_LOG=warn "$RUN_BIN/ours-server" -conf "$CONF" >"$RES/$t-server.log" 2>&1 &
+            RUST_LOG=warn "${PIN_SERVER[@]}" "$RUN_BIN/ours-server" -conf "$CONF" "${THREAD_ARGS[@]}" \
+                >"$RES/$t-server.log" 2>&1 &
             ;;
         go)
-            DEPLOY_ENV=dev ZONE=sh001 REGION=sh HOSTNAME=loadtest \
-                "$RUN_BIN/go-server" -conf "$CONF" >"$RES/$t-server.log" 2>&1 &
+            env "${GOMAX[@]}" DEPLOY_ENV=dev ZONE=sh001 REGION=sh HOSTNAME=loadtest \
+                "${PIN_SERVER[@]}" "$RUN_BIN/go-server" -conf "$CONF" >"$RES/$t-server.log" 2>&1 &
             ;;
         ceiling)
-            "$CEILING" --addr "127.0.0.1:$PORT" --body "$RES/ceiling-body.json" \
-                --max-lifetime 3h >"$RES/$t-server.log" 2>&1 &
+            "${PIN_SERVER[@]}" "$CEILING" --addr "127.0.0.1:$PORT" --body "$RES/body.json" \
+                --max-lifetime 3h "${THREAD_ARGS[@]}" >"$RES/$t-server.log" 2>&1 &
+            ;;
+        nginx)
+            write_nginx_conf "$CONF" "$PORT" "$WORKERS"
+            "${PIN_SERVER[@]}" "$NGINX_BIN" -p "$CONF/" -c "$CONF/nginx.conf" -e "$CONF/error.log" \
+                >"$RES/$t-server.log" 2>&1 &
             ;;
     esac
     SERVER_PID=$!
@@ -254,9 +460,13 @@ for t in "${TARGETS[@]}"; do
         continue
     fi
     log "$t: ready (pid $SERVER_PID); running $SCENARIO"
-    if ! "$LOADGEN" "$SCENARIO" --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
-        --label "$t" --out "$RES/$t.json" "${ARGS[@]}" 2> >(tee "$RES/$t-loadgen.log" >&2); then
+    if ! "${PIN_LOAD[@]}" "$LOADGEN" "$SCENARIO" --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+        --label "$t" --out "$RES/$t.json" "${LOAD_THREAD_ARGS[@]}" "${ARGS[@]}" \
+        2> >(tee "$RES/$t-loadgen.log" >&2); then
         skip "$t" "the scenario failed (see $t-loadgen.log)"
+    fi
+    if [ -n "$SERVER_CPUS" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        check_pinning "$t" "$SERVER_PID"
     fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         stop_server

@@ -199,18 +199,45 @@ pub(crate) fn start(
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let cores = listeners.len();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pins = core_cpus(cores, cpus, &allowed_cpus());
     let mut threads = Vec::with_capacity(cores);
     let gate = Gate::new(shared.http.max_conns, shared.http.max_conns_per_ip);
-    for (core, listener) in listeners.into_iter().enumerate() {
+    for ((core, listener), pin) in listeners.into_iter().enumerate().zip(pins) {
         let shared = shared.clone();
         let gate = gate.clone();
-        let pin = cores <= cpus;
         let thread = std::thread::Builder::new()
             .name(format!("core-{core}"))
             .spawn(move || run_core(core, pin, listener, shared, gate))?;
         threads.push(thread);
     }
     Ok(threads)
+}
+
+/// The CPU each of `cores` core threads is pinned to: core N to the N-th CPU of `allowed`, or
+/// none at all when there are more threads than `cpus` (they then share the CPUs as the kernel
+/// sees fit). Counting within `allowed` keeps a server started under `taskset -c 2-3` on CPUs 2
+/// and 3 instead of moving it onto CPUs 0 and 1.
+fn core_cpus(cores: usize, cpus: usize, allowed: &[usize]) -> Vec<Option<usize>> {
+    if cores > cpus {
+        return vec![None; cores];
+    }
+    (0..cores).map(|core| allowed.get(core).copied()).collect()
+}
+
+/// The CPUs this process may run on, lowest first: the affinity it was started with.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero `cpu_set_t` is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid `cpu_set_t` of the size passed, and the kernel writes at most that.
+    let got =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if got != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the size of `set`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
 }
 
 /// Which I/O driver a core runs on.
@@ -221,10 +248,16 @@ fn driver_name<L, R>(rt: &monoio::FusionRuntime<L, R>) -> &'static str {
     }
 }
 
-fn run_core(core: usize, pin: bool, listener: TcpListener, shared: Shared, gate: Arc<Gate>) {
-    if pin {
-        if let Err(e) = monoio::utils::bind_to_cpu_set(Some(core)) {
-            tracing::debug!(core, error = ?e, "cannot pin thread to its core");
+fn run_core(
+    core: usize,
+    pin: Option<usize>,
+    listener: TcpListener,
+    shared: Shared,
+    gate: Arc<Gate>,
+) {
+    if let Some(cpu) = pin {
+        if let Err(e) = monoio::utils::bind_to_cpu_set(Some(cpu)) {
+            tracing::debug!(core, cpu, error = ?e, "cannot pin thread to its CPU");
         }
     }
     metrics::enter_core(core);
@@ -320,4 +353,27 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Ar
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     tracing::debug!(core, left_open = open.get(), "core stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cores_are_pinned_within_the_allowed_cpus() {
+        assert_eq!(core_cpus(2, 2, &[2, 3]), [Some(2), Some(3)]);
+        assert_eq!(core_cpus(1, 1, &[1]), [Some(1)]);
+        assert_eq!(core_cpus(2, 4, &[0, 1, 2, 3]), [Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn more_threads_than_cpus_are_not_pinned() {
+        assert_eq!(core_cpus(3, 2, &[0, 1]), [None, None, None]);
+        assert_eq!(core_cpus(2, 2, &[]), [None, None]);
+    }
+
+    #[test]
+    fn this_process_may_run_somewhere() {
+        assert!(!allowed_cpus().is_empty());
+    }
 }

@@ -35,12 +35,31 @@ pub fn machine_json() -> Value {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     json!({
-        "nproc": nproc(),
+        "nproc": online_cpus(),
         "cpu_model": model,
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "mem_total_mib": mem_kb / 1024,
         "nofile_limit": nofile_limit(),
     })
+}
+
+/// CPUs online on the machine, whatever this process may use (`taskset` narrows [`nproc`]).
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(nproc)
+}
+
+/// The CPUs this process may run on, as the kernel lists them (`0-1`, `2,5`).
+pub fn allowed_cpus() -> String {
+    read("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "?".to_string())
 }
 
 /// Clock ticks per second for /proc/<pid>/stat times.
@@ -54,8 +73,36 @@ pub fn clk_tck() -> f64 {
     }
 }
 
-/// utime + stime of a process in ticks (`self` for this process).
+/// The direct children of a process, from every thread's `children` list. A server of
+/// several processes (nginx: a master and its workers) is measured as the master and these.
+fn children(pid: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .flat_map(|t| {
+            let kids = read(&t.path().join("children").to_string_lossy());
+            kids.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// utime + stime in ticks of a process and its direct children (`self` for this process).
 pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let own = stat_ticks(pid)?;
+    Some(
+        own + children(pid)
+            .iter()
+            .filter_map(|c| stat_ticks(c))
+            .sum::<u64>(),
+    )
+}
+
+/// utime + stime of one process in ticks.
+fn stat_ticks(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 1..];
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -65,8 +112,19 @@ pub fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(ut + st)
 }
 
-/// VmRSS in KiB.
+/// VmRSS in KiB of a process and its direct children (pages they share are counted in each).
 pub fn rss_kb(pid: &str) -> Option<u64> {
+    let own = vm_rss_kb(pid)?;
+    Some(
+        own + children(pid)
+            .iter()
+            .filter_map(|c| vm_rss_kb(c))
+            .sum::<u64>(),
+    )
+}
+
+/// VmRSS in KiB of one process.
+fn vm_rss_kb(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find(|l| l.starts_with("VmRSS:"))
@@ -305,4 +363,32 @@ pub fn unix_time() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_process_is_measured_with_its_parent() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("spawn sleep");
+        let me = std::process::id().to_string();
+        let kids = children(&me);
+        let own = vm_rss_kb(&me);
+        let with_kids = rss_kb(&me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(kids.contains(&child.id().to_string()), "{kids:?}");
+        assert!(with_kids > own, "{with_kids:?} vs {own:?}");
+    }
+
+    #[test]
+    fn this_process_runs_on_some_cpus() {
+        let cpus = allowed_cpus();
+        assert!(cpus.starts_with(|c: char| c.is_ascii_digit()), "{cpus}");
+        assert!(online_cpus() >= nproc());
+    }
 }

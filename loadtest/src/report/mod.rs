@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::args::Args;
 
 /// Targets in the order they are compared.
-const ORDER: &[&str] = &["ours", "go", "ceiling"];
+const ORDER: &[&str] = &["ours", "go", "ceiling", "nginx"];
 
 /// A figure as the table shows it: integers as they are, other numbers
 /// with fewer decimals the larger they are, a missing one as a dash.

@@ -1,7 +1,8 @@
-//! The text of summary.md, section by section: machine and parameters, notes
-//! and targets not measured (from run.sh's `notes.txt` and `skipped.txt`),
-//! the table of figures with the ratios ours/go and ours/ceiling, capacity's
-//! steps, the errors each target saw, the chart and where the raw data is.
+//! The text of summary.md, section by section: machine, pinning (from run.sh's
+//! `pinning.txt`) and parameters, notes and targets not measured (from
+//! `notes.txt` and `skipped.txt`), the table of figures with the ratios
+//! ours/go, ours/ceiling and ours/nginx, capacity's steps, the errors each
+//! target saw, the chart and where the raw data is.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,8 +17,9 @@ use super::{fmt_num, ratio};
 pub(super) fn render(dir: &Path, scenario: &str, runs: &[(String, Value)]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Load test: `{scenario}`\n");
+    let pinning = std::fs::read_to_string(dir.join("pinning.txt")).unwrap_or_default();
     if let Some((_, v)) = runs.first() {
-        machine_and_params(&mut md, v);
+        machine_and_params(&mut md, v, pinning.trim());
     }
     let notes = std::fs::read_to_string(dir.join("notes.txt")).unwrap_or_default();
     listed(&mut md, "Notes", &notes);
@@ -56,12 +58,13 @@ pub(super) fn render(dir: &Path, scenario: &str, runs: &[(String, Value)]) -> St
     md
 }
 
-/// The machine, the load generator, and the flags that shape the run.
-fn machine_and_params(md: &mut String, v: &Value) {
+/// The machine, the load generator, how the two were pinned (run.sh's line,
+/// empty when the report was made without it) and the flags that shape the run.
+fn machine_and_params(md: &mut String, v: &Value, pinning: &str) {
     let m = &v["machine"];
-    let _ = writeln!(
+    let _ = write!(
         md,
-        "Machine: {} CPU(s), {}, kernel {}, {} MiB memory, open-file limit {}.  \nLoad generator: {} thread(s), {} driver, on the same machine as the server.\n",
+        "Machine: {} CPU(s), {}, kernel {}, {} MiB memory, open-file limit {}.  \nLoad generator: {} thread(s), {} driver, on CPUs {} of the same machine as the server.",
         fmt_num(&m["nproc"]),
         m["cpu_model"].as_str().unwrap_or("?"),
         m["kernel"].as_str().unwrap_or("?"),
@@ -69,7 +72,13 @@ fn machine_and_params(md: &mut String, v: &Value) {
         fmt_num(&m["nofile_limit"]),
         fmt_num(&v["client"]["threads"]),
         v["client"]["driver"].as_str().unwrap_or("?"),
+        v["client"]["cpus"].as_str().unwrap_or("?"),
     );
+    if pinning.is_empty() {
+        let _ = writeln!(md, "\n");
+    } else {
+        let _ = writeln!(md, "  \n{pinning}.\n");
+    }
     // Flags that only say where the run went are left out.
     let local = |k: &str| matches!(k, "addr" | "out" | "label" | "server-pid" | "quiet");
     let params: Vec<String> = v["params"]
@@ -110,7 +119,7 @@ fn table(md: &mut String, scenario: &str, runs: &[(String, Value)]) {
             .unwrap_or(Value::Null)
     };
     let has = |l: &str| labels.contains(&l);
-    let ratios: Vec<&str> = ["go", "ceiling"]
+    let ratios: Vec<&str> = ["go", "ceiling", "nginx"]
         .into_iter()
         .filter(|o| has("ours") && has(o))
         .collect();
@@ -192,4 +201,55 @@ fn error_samples(v: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report(target: &str, req_per_s: f64) -> (String, Value) {
+        let v = json!({
+            "tool": "discovery-loadtest",
+            "scenario": "fetch",
+            "target": target,
+            "machine": { "nproc": 2 },
+            "client": { "threads": 1, "driver": "uring", "cpus": "1" },
+            "params": {},
+            "figures": { "req_per_s": req_per_s },
+        });
+        (target.to_string(), v)
+    }
+
+    #[test]
+    fn the_pinning_line_follows_the_load_generator() {
+        let dir = std::env::temp_dir().join(format!("loadtest-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let line = "Pinned: server on CPUs 0 (1 thread(s)), load generator on CPUs 1 (1 thread(s))";
+        std::fs::write(dir.join("pinning.txt"), format!("{line}\n")).expect("write");
+        let md = render(&dir, "fetch", &[report("ours", 10.0)]);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(md.contains(&format!(
+            "on CPUs 1 of the same machine as the server.  \n{line}.\n"
+        )));
+    }
+
+    #[test]
+    fn nginx_gets_a_column_and_a_ratio() {
+        let mut md = String::new();
+        table(
+            &mut md,
+            "fetch",
+            &[
+                report("ours", 30.0),
+                report("ceiling", 40.0),
+                report("nginx", 20.0),
+            ],
+        );
+        assert!(md.starts_with("| figure | ours | ceiling | nginx | ours/ceiling | ours/nginx |"));
+        assert!(
+            md.contains("| requests/s ↑ | 30.00 | 40.00 | 20.00 | 0.75 | 1.50 |"),
+            "{md}"
+        );
+    }
 }

@@ -83,7 +83,11 @@ impl Common {
             "target": self.label,
             "started_unix": sys::unix_time(),
             "machine": sys::machine_json(),
-            "client": { "threads": self.threads, "driver": self.driver.name() },
+            "client": {
+                "threads": self.threads,
+                "driver": self.driver.name(),
+                "cpus": sys::allowed_cpus(),
+            },
             "params": a.params_json(),
             "figures": figures,
             "series": series,
