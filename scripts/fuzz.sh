@@ -28,13 +28,25 @@ max_len() {
   esac
 }
 
+# The replicate handler runs without AddressSanitizer: it is safe Rust on both sides, its checks
+# are of results and bounds, and a batch handled line by line costs several times more under the
+# sanitizer (3.7x the executions without it). Its build goes to a target directory of its own so
+# that neither build evicts the other.
+fuzz_flags() {
+  case "$1" in
+    replicate_handler) echo "-s none --target-dir target/nosan" ;;
+    *) echo "" ;;
+  esac
+}
+
 cargo +nightly fuzz build -O
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log="corpus/$t.log"
   echo "== fuzz $t for ${seconds}s"
-  if ! cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+  # shellcheck disable=SC2046 # the flags are words
+  if ! cargo +nightly fuzz run -O $(fuzz_flags "$t") "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$seconds" -max_len="$(max_len "$t")" \
     -print_final_stats=1 >"$log" 2>&1; then
     echo "fuzz: $t failed; its report:" >&2

@@ -52,6 +52,8 @@ var (
 		EvictAfterProtected: 360 * time.Second, GuardRecount: 30 * time.Second,
 		ProtectTimeout: 10 * time.Second, SelfRenew: 3 * time.Second}
 	renewEvery = 3 * time.Second
+	// How often the Go original renews its own registration (fixed in its code).
+	goRenewEvery = 30 * time.Second
 )
 
 // Suite is one run: cluster, proxy, workload, sampler, results.
@@ -113,6 +115,11 @@ func main() {
 }
 
 func run(prof Profile, mixed bool, dir, ours, goBin, only string, uidBase int, r *Results) bool {
+	// The Go node keeps its fixed timings: what it repairs (its own registration, a register
+	// it failed to forward) waits for its next renew, every 30 s.
+	if mixed && prof.Settle < goRenewEvery+15*time.Second {
+		prof.Settle = goRenewEvery + 15*time.Second
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -835,13 +842,15 @@ func (s *Suite) final() {
 		s.r.Check("final: fetch/all", false, "%v", err)
 		return
 	}
-	// The Go original neither sends a peer its up_timestamp nor keeps the one it is sent: the
-	// checks of up_timestamp compare our nodes only.
-	oursRegs, oursNames := s.oursOnly(regs, names)
-	strict := Diff(oursNames, oursRegs, s.ignored("renew_timestamp")...)
-	s.r.Check("final: fetch/all identical on our nodes (renew_timestamp ignored)", strict == "", "%s", orIdentical(strict))
 	s.r.Check("final: fetch/all identical (renew_timestamp and up_timestamp ignored)", ok, "%s", orIdentical(diff))
-	s.checkUpTimestamps(oursRegs, oursNames)
+	// The Go original neither sends a peer the up_timestamp of a write nor keeps the one it is
+	// sent, and a copy's up_timestamp depends on the copy it replaced: once writes pass through
+	// a Go node, up_timestamp differs between nodes (between Go nodes too). Judged without one.
+	if !s.mixed {
+		strict := Diff(names, regs, "renew_timestamp")
+		s.r.Check("final: fetch/all identical (renew_timestamp ignored)", strict == "", "%s", orIdentical(strict))
+		s.checkUpTimestamps(regs, names)
+	}
 	s.checkAcked(regs, names)
 	s.checkPollers()
 	s.checkBackwards()
@@ -852,19 +861,6 @@ func (s *Suite) final() {
 		}
 	}
 	s.r.Check("final: every node still running", len(dead) == 0, "%s", orNone(dead))
-}
-
-// oursOnly leaves the Go node's registry out of `regs` (in the order of s.c.Nodes).
-func (s *Suite) oursOnly(regs []Registry, names []string) ([]Registry, []string) {
-	var r []Registry
-	var n []string
-	for i, node := range s.c.Nodes {
-		if !node.Go {
-			r = append(r, regs[i])
-			n = append(n, names[i])
-		}
-	}
-	return r, n
 }
 
 func orIdentical(d string) string {
@@ -899,7 +895,7 @@ func (s *Suite) checkUpTimestamps(regs []Registry, names []string) {
 			}
 		}
 	}
-	s.r.Check("final: up_timestamp the same on every node of ours", differ == 0,
+	s.r.Check("final: up_timestamp the same on every node", differ == 0,
 		"%d of %d instances differ %s", differ, total, example)
 }
 
@@ -908,11 +904,23 @@ func (s *Suite) checkUpTimestamps(regs []Registry, names []string) {
 // held anywhere (each is older than evictAfter by now).
 func (s *Suite) checkAcked(regs []Registry, names []string) {
 	var missing, stale, zombies []string
-	present, cancelled := 0, 0
+	present, cancelled, lateInsts := 0, 0, 0
 	for _, in := range s.w.Insts {
 		acked, uncertain, at := in.Expect()
 		key := fmt.Sprintf("%s/%s/%s/%s", env, in.App, in.Zone, in.Host)
 		okStates := append([]State{acked}, uncertain...)
+		// A write that got no answer may land after later ones (see Inst.Late): its version
+		// stays possible, with the status it sent or the one acknowledged last.
+		late := in.Late()
+		if len(late) > 0 {
+			lateInsts++
+		}
+		for _, st := range late {
+			okStates = append(okStates, st)
+			if st.Present && acked.Present {
+				okStates = append(okStates, State{Present: true, Version: st.Version, Status: acked.Status})
+			}
+		}
 		if acked.Present {
 			present++
 		} else {
@@ -946,7 +954,8 @@ func (s *Suite) checkAcked(regs []Registry, names []string) {
 	s.r.Check("final: every acknowledged register present", len(missing) == 0,
 		"%d instances registered, %d misses: %s", present, len(missing), first(missing))
 	s.r.Check("final: every acknowledged change held (version, status)", len(stale) == 0,
-		"%d stale copies: %s", len(stale), first(stale))
+		"%d stale copies (%d instances had writes without an answer, whose versions stay possible): %s",
+		len(stale), lateInsts, first(stale))
 	s.r.Check("final: no cancelled instance outlives evictAfter", len(zombies) == 0,
 		"%d instances cancelled, %d copies left: %s", cancelled, len(zombies), first(zombies))
 }

@@ -50,6 +50,7 @@ type Inst struct {
 	acked     State     // the last state a node acknowledged
 	ackedAt   time.Time // when
 	uncertain []State   // states sent after that without an answer (may or may not have landed)
+	late      []State   // every state ever sent without an answer: a stopped node may apply it when it resumes, after later writes
 	awayTicks int       // cancelled: ticks until it registers again
 }
 
@@ -59,6 +60,15 @@ func (in *Inst) Expect() (State, []State, time.Time) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.acked, append([]State(nil), in.uncertain...), in.ackedAt
+}
+
+// Late is every state sent without an answer, also those a later acknowledged write
+// superseded: such a write may still land after it (a node stopped with the request unread
+// applies it when it resumes, to the copy it holds, and that copy travels as the newest).
+func (in *Inst) Late() []State {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]State(nil), in.late...)
 }
 
 // Home is the node the instance talks to.
@@ -265,6 +275,7 @@ func (w *Workload) settle(in *Inst, home *Node, r Reply, want State) {
 		in.acked, in.ackedAt, in.uncertain = want, time.Now(), nil
 	case r.unknown():
 		in.uncertain = append(in.uncertain, want)
+		in.late = append(in.late, want)
 	}
 	if r.unknown() && in.home == home {
 		in.mu.Unlock()
