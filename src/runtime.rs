@@ -52,7 +52,9 @@ fn ring_setup() -> io_uring::Builder {
         let ring: io::Result<io_uring::IoUring> = b.build(8);
         let supported = ring.is_ok();
         if !supported {
-            tracing::info!("the kernel has no cooperative io_uring task run; rings set up without it");
+            tracing::info!(
+                "the kernel has no cooperative io_uring task run; rings set up without it"
+            );
         }
         supported
     });

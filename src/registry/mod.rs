@@ -260,9 +260,10 @@ impl Registry {
                 .schedulers
                 .insert(entry.key().clone(), entry.value().clone());
         }
-        forked
-            .latest_version
-            .store(self.latest_version.load(Ordering::Acquire), Ordering::Release);
+        forked.latest_version.store(
+            self.latest_version.load(Ordering::Acquire),
+            Ordering::Release,
+        );
         forked.recount();
         forked
     }
@@ -453,6 +454,22 @@ impl Registry {
     ) -> Result<Vec<Arc<Instance>>> {
         let AppZone { env, appid, zone } = *at;
         self.write(env, appid, false, |cur| {
+            // A client's set wins over the versions it changes, as a client's register does,
+            // whatever the clock that wrote them; every host it changes gets one version.
+            let stamped = match version {
+                SetVersion::Next => {
+                    let replaced = changes
+                        .iter()
+                        .filter_map(|c| cur.find(zone, &c.hostname))
+                        .map(|old| old.dirty_ts.saturating_add(1))
+                        .fold(set_ts, i64::max);
+                    Some(self.stamp(replaced))
+                }
+                SetVersion::AsSent => {
+                    self.saw(set_ts);
+                    None
+                }
+            };
             let mut zones = cur.zones.clone();
             let mut changed = Vec::with_capacity(changes.len());
             for c in changes {
@@ -463,15 +480,9 @@ impl Registry {
                     )));
                 };
                 let mut inst = old.with_changes(c.status, c.metadata.as_ref(), set_ts);
-                // A client's set wins over the version it changes, as a client's register
-                // does, whatever the clock that wrote that version.
-                match version {
-                    SetVersion::Next => {
-                        inst.dirty_ts =
-                            self.stamp(inst.dirty_ts.max(old.dirty_ts.saturating_add(1)));
-                        inst.latest_ts = inst.dirty_ts;
-                    }
-                    SetVersion::AsSent => self.saw(inst.dirty_ts),
+                if let Some(v) = stamped {
+                    inst.dirty_ts = v;
+                    inst.latest_ts = v;
                 }
                 if let Some(m) = &inst.metadata {
                     limit.check(m)?;
@@ -945,6 +956,29 @@ mod tests {
         assert_eq!(other.dirty_ts, 1_120 * SEC + 2);
         let later = r.register(&reg("b", "z1", "h2"), 1_200 * SEC).unwrap();
         assert_eq!(later.dirty_ts, 1_200 * SEC);
+    }
+
+    #[test]
+    fn a_set_of_several_hosts_gives_them_one_version() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 10 * SEC).unwrap();
+        r.register(&reg("a", "z1", "h2"), 10 * SEC).unwrap();
+        let change = |h: &str| HostChange {
+            hostname: h.into(),
+            status: Some(2),
+            metadata: None,
+        };
+        let changed = r
+            .set(
+                &at_z1(),
+                &[change("h1"), change("h2")],
+                20 * SEC,
+                SetVersion::Next,
+                LIMIT,
+            )
+            .unwrap();
+        assert_eq!(changed[0].dirty_ts, 20 * SEC);
+        assert_eq!(changed[1].dirty_ts, 20 * SEC);
     }
 
     #[test]
