@@ -205,7 +205,9 @@ pub struct Registry {
     /// Bumped by every published change (not by renews), so a whole-registry answer can be
     /// cached until the next one.
     generation: AtomicU64,
-    /// The highest `dirty_timestamp` stored here so far, whoever wrote it (see [`Self::stamp`]).
+    /// The highest `dirty_timestamp` stored here so far, whoever wrote it (see [`Self::stamp`]):
+    /// every path that stores an instance stamps or notes its version, so no stored version is
+    /// above it.
     latest_version: AtomicI64,
 }
 
@@ -225,7 +227,7 @@ impl Registry {
     /// The version (`dirty_timestamp`) of a client's write: `at` (its clock) unless a version
     /// this node has stored is as new, then one past the newest. A node's writes thus never go
     /// behind what it has seen, whichever clock wrote that (hybrid-logical-clock style): a
-    /// client's write wins over the versions it replaces even where the copy it replaces is
+    /// client's write wins over the versions it replaces, also where the copy it replaces is
     /// gone here (cancelled) and lives on elsewhere with a timestamp from a clock ahead.
     fn stamp(&self, at: i64) -> i64 {
         let mut stamped = at;
@@ -380,10 +382,7 @@ impl Registry {
             added = old.is_none();
             let mut inst = Instance::new(reg, now, old.map(|o| o.up_ts));
             match reg.dirty_ts {
-                None => {
-                    let replaced = old.map_or(i64::MIN, |o| o.dirty_ts.saturating_add(1));
-                    inst.dirty_ts = self.stamp(inst.dirty_ts.max(replaced));
-                }
+                None => inst.dirty_ts = self.stamp(inst.dirty_ts),
                 Some(version) => self.saw(version),
             }
             let inst = Arc::new(inst);
@@ -457,14 +456,7 @@ impl Registry {
             // A client's set wins over the versions it changes, as a client's register does,
             // whatever the clock that wrote them; every host it changes gets one version.
             let stamped = match version {
-                SetVersion::Next => {
-                    let replaced = changes
-                        .iter()
-                        .filter_map(|c| cur.find(zone, &c.hostname))
-                        .map(|old| old.dirty_ts.saturating_add(1))
-                        .fold(set_ts, i64::max);
-                    Some(self.stamp(replaced))
-                }
+                SetVersion::Next => Some(self.stamp(set_ts)),
                 SetVersion::AsSent => {
                     self.saw(set_ts);
                     None
