@@ -312,12 +312,30 @@ func (w *Workload) SetStatus(ctx context.Context, in *Inst) Reply {
 	next := 3 - in.status
 	in.status = next
 	want := State{Present: true, Version: in.version(), Status: next}
+	// A set carries no version: it changes whichever copy the node holds. After a write
+	// without an answer that copy may be the version before it, or that write's.
+	var bases []string
+	if len(in.uncertain) > 0 && in.acked.Present {
+		bases = append(bases, in.acked.Version)
+		for _, u := range in.uncertain {
+			bases = append(bases, u.Version)
+		}
+	}
 	home := in.home
 	in.mu.Unlock()
 	p := in.params()
 	p.Set("status", fmt.Sprint(next))
 	r := w.Call(ctx, home, "POST", "/discovery/set", p, 3*time.Second)
 	w.settle(in, home, r, want)
+	if r.Err == nil && r.HTTP == 200 && r.Code == 0 {
+		in.mu.Lock()
+		for _, b := range bases {
+			if b != "" && b != want.Version {
+				in.late = append(in.late, State{Present: true, Version: b, Status: next})
+			}
+		}
+		in.mu.Unlock()
+	}
 	return r
 }
 
