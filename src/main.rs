@@ -72,9 +72,18 @@ fn main() -> ExitCode {
         .name("signals".into())
         .spawn(move || {
             let mut sig: libc::c_int = 0;
-            // SAFETY: `signals` is an initialised set and `sig` a valid out pointer.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            // An interrupted wait (the process was stopped and continued) waits again.
+            let rc = loop {
+                // SAFETY: `signals` is an initialised set and `sig` a valid out pointer.
+                let rc = unsafe { libc::sigwait(&signals, &mut sig) };
+                if rc != libc::EINTR {
+                    break rc;
+                }
+            };
+            if rc == 0 {
                 tracing::info!(signal = sig, "stop signal received");
+            } else {
+                tracing::error!(error = rc, "cannot wait for stop signals; stopping");
             }
             trigger.trigger();
         });

@@ -127,7 +127,14 @@ impl Page {
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
         self.ws.send(Message::text(msg)).expect("send to chromium");
         loop {
-            let msg = self.ws.read().expect("read from chromium");
+            let msg = match self.ws.read() {
+                // A socket read with a timeout fails so after the process was stopped and
+                // continued; tungstenite keeps what it had read, so reading again goes on.
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue
+                }
+                other => other.expect("read from chromium"),
+            };
             let Message::Text(text) = msg else { continue };
             let v: Value = serde_json::from_str(text.as_str()).expect("DevTools JSON");
             if v["id"] == id {

@@ -402,7 +402,11 @@ fn dribble(c: &mut Conn, prefix: &str, drip: &[u8]) -> common::Response {
                     .expect("read timeout");
                 return c.read_response();
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => panic!("connection failed while dribbling: {e}"),
         }
         c.send([*byte]);

@@ -730,10 +730,17 @@ impl Conn {
         self.read_response()
     }
 
-    /// Reads more bytes; `Ok(0)` at end of stream.
+    /// Reads more bytes; `Ok(0)` at end of stream. A read on a socket with a timeout fails with
+    /// EINTR when the test process was stopped and continued (even without a signal handler), so
+    /// that error is retried.
     fn fill(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }

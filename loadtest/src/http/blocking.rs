@@ -27,7 +27,11 @@ pub fn blocking_request(
         if let Some(r) = reader.next(eof)? {
             return Ok((r.status, reader.body().to_vec()));
         }
-        let n = s.read(&mut chunk)?;
+        let n = match s.read(&mut chunk) {
+            // A socket read with a timeout fails so after the process was stopped and continued.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         eof = n == 0;
         reader.extend(&chunk[..n]);
     }
