@@ -22,6 +22,7 @@ use crate::cluster::Cluster;
 use crate::config::HttpServerConfig;
 use crate::http::conn::{self, Limits};
 use crate::http::response::{self, Framing, Keep, Version};
+use crate::http::timers::{Timer, Timers};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::park::{CoreWaiters, Hub};
@@ -162,7 +163,12 @@ const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Answers a refused connection 503 with `why` and closes it, reading (and dropping) what the
 /// client sent meanwhile so that the close does not reset the answer away.
-fn refuse(mut stream: monoio::net::TcpStream, refusing: &Rc<Cell<usize>>, why: String) {
+fn refuse(
+    mut stream: monoio::net::TcpStream,
+    refusing: &Rc<Cell<usize>>,
+    mut timer: Timer,
+    why: String,
+) {
     tracing::debug!(why, "connection refused");
     if refusing.get() >= MAX_REFUSING {
         return;
@@ -176,7 +182,7 @@ fn refuse(mut stream: monoio::net::TcpStream, refusing: &Rc<Cell<usize>>, why: S
             version: Version::Http11,
         };
         response::plain(&mut out, 503, &why, close);
-        if conn::write(&mut stream, &mut out, REFUSE_LINGER).await {
+        if conn::write(&mut stream, &mut out, &mut timer, REFUSE_LINGER).await {
             let _ = stream.shutdown().await;
             let until = Instant::now() + REFUSE_LINGER;
             let mut buf = vec![0u8; 4096];
@@ -283,6 +289,8 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Ar
         }
     };
     let shutdown = shared.shutdown;
+    let timers = Rc::new(Timers::default());
+    monoio::spawn(timers.clone().drive());
     let waiters = Rc::new(CoreWaiters::default());
     monoio::spawn(
         waiters
@@ -323,7 +331,7 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Ar
                 Ok((stream, peer)) => {
                     let Some(admitted) = gate.admit(peer.ip()) else {
                         metrics::inc(&api.metrics.core().connections_refused);
-                        refuse(stream, &refusing, gate.describe(peer.ip()));
+                        refuse(stream, &refusing, timers.timer(), gate.describe(peer.ip()));
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
@@ -332,8 +340,10 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Ar
                     let shutdown = shutdown.clone();
                     open.set(open.get() + 1);
                     metrics::add(&api.metrics.core().connections_open, 1);
+                    let timer = timers.timer();
                     monoio::spawn(async move {
-                        conn::serve(stream, peer.ip().to_canonical(), &*api, limits, &shutdown).await;
+                        let remote = peer.ip().to_canonical();
+                        conn::serve(stream, remote, &*api, limits, timer, &shutdown).await;
                         drop(admitted);
                         open.set(open.get() - 1);
                         metrics::add(&api.metrics.core().connections_open, -1);

@@ -311,12 +311,16 @@ fn dashboard_shows_apps_instances_and_peers_live() {
         json!("UP")
     );
     page.eval("window.notReloaded = true");
+    // Each change is made once the page's poll is parked, so that both reach it as wake-ups (a
+    // poll that arrives after a change is answered at once and counts no wake).
+    a.wait_parked(1);
     a.register(&reg("shop.cart", "cart-new").set("version", "v2"));
     page.wait_for(
         "the new instance",
         r#"!!document.querySelector('tr[data-host="cart-new"]')"#,
         json!(true),
     );
+    a.wait_parked(1);
     assert_eq!(
         a.post("/discovery/cancel", &ident("shop.cart", "cart-1"))
             .code(),

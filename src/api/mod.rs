@@ -383,6 +383,10 @@ impl Service for Api {
         parked.wake()
     }
 
+    fn deadline(&self, parked: &Self::Parked) -> std::time::Instant {
+        parked.deadline()
+    }
+
     fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<Keep> {
         parked.resume(self, out, framing)
     }

@@ -13,7 +13,7 @@ use super::context::Api;
 use crate::error::{Error, Kind, Result};
 use crate::http::response::{Framing, Keep};
 use crate::metrics::{self, ecode_slot, nanos_since, Metrics, LATENCY_BOUNDS_NS};
-use crate::park::{Ticket, WakeKey};
+use crate::park::{Changed, Ticket, WakeKey};
 use crate::registry::instance::STATUS_UP;
 use crate::registry::Registry;
 use crate::wire::poll::{Poll, PollKind};
@@ -156,13 +156,15 @@ pub(crate) fn handle<'a>(api: &Api, poll: Poll, slot: usize) -> Result<Polled<'a
 }
 
 impl ParkedPoll {
-    /// Resolves at the next change of a watched app, at the deadline, or at shutdown (the
-    /// core's dispatcher wakes every parked poll then).
-    pub(crate) async fn wake(&self) {
-        monoio::select! {
-            _ = self.ticket.changed() => {},
-            _ = monoio::time::sleep_until(monoio::time::Instant::from_std(self.deadline)) => {},
-        }
+    /// Resolves at the next change of a watched app, or at shutdown (the core's dispatcher
+    /// wakes every parked poll then). The connection waits for the deadline.
+    pub(crate) fn wake(&self) -> Changed<'_> {
+        self.ticket.changed()
+    }
+
+    /// When the poll is answered -304 if nothing changed.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// The answer if there is one now — newer data, or -304 at the deadline or at shutdown;

@@ -17,6 +17,7 @@ use monoio::net::TcpStream;
 
 use super::request::{parse_head, BodyDecoder, Head, ParseError, MAX_HEAD_BYTES};
 use super::response::{self, Framing, Keep, Version};
+use super::timers::Timer;
 use crate::shutdown::ShutdownWatch;
 
 /// Bytes asked of the kernel per read.
@@ -50,8 +51,11 @@ pub(crate) trait Service {
     /// A `Done(Keep::Close)` response must say `Connection: close`.
     fn call(&self, req: Request, framing: Framing, out: &mut Vec<u8>) -> Reply<Self::Parked>;
 
-    /// Resolves when a parked request should be looked at again.
+    /// Resolves when a parked request should be looked at again before its deadline.
     fn wake<'a>(&'a self, parked: &'a Self::Parked) -> impl Future<Output = ()> + 'a;
+
+    /// When a parked request is looked at again if nothing woke it before.
+    fn deadline(&self, parked: &Self::Parked) -> Instant;
 
     /// Answers a parked request into `out` if it is due (`Some(keep)`), else `None`.
     fn resume(&self, parked: &Self::Parked, framing: Framing, out: &mut Vec<u8>) -> Option<Keep>;
@@ -83,12 +87,19 @@ const EAGER_HEAD_BYTES: usize = 16 * 1024;
 
 /// Writes all of `out`; false when the client is gone or let one write wait longer than
 /// `timeout` (it read nothing of the answer meanwhile). `out` is left empty, and small.
-pub(crate) async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, timeout: Duration) -> bool {
+pub(crate) async fn write(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    timer: &mut Timer,
+    timeout: Duration,
+) -> bool {
     let mut buf = std::mem::take(out);
     let mut done = 0;
     while done < buf.len() {
-        let Ok((res, slice)) =
-            monoio::time::timeout(timeout, stream.write(buf.slice(done..))).await
+        let deadline = Instant::now() + timeout;
+        let Ok((res, slice)) = timer
+            .within(deadline, stream.write(buf.slice(done..)))
+            .await
         else {
             tracing::debug!(timeout = ?timeout, "client read nothing in time; closing");
             return false;
@@ -153,18 +164,19 @@ impl ReadBuf {
     }
 }
 
-/// Reads more into `rbuf`, asking for at least `chunk` bytes. On `TimedOut` the buffer went
-/// down with the cancelled read, so callers only close the connection then.
+/// Reads more into `rbuf` until `deadline`, asking for at least `chunk` bytes. On `TimedOut`
+/// the buffer went down with the cancelled read, so callers only close the connection then.
 async fn read_more(
     stream: &mut TcpStream,
     rbuf: &mut ReadBuf,
-    limit: Duration,
+    timer: &mut Timer,
+    deadline: Instant,
     chunk: usize,
 ) -> Read {
     if rbuf.buf.capacity() == 0 {
         // A new or just-unparked connection has no buffer: wait until the client sends before
         // allocating one, so thousands of quiet connections hold no memory for reading.
-        match monoio::time::timeout(limit, stream.readable(false)).await {
+        match timer.within(deadline, stream.readable(false)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Read::Closed,
             Err(_) => return Read::TimedOut,
@@ -176,7 +188,10 @@ async fn read_more(
     let len = buf.len();
     let cap = buf.capacity();
     let owned = std::mem::take(buf);
-    match monoio::time::timeout(limit, stream.read(owned.slice_mut(len..cap))).await {
+    match timer
+        .within(deadline, stream.read(owned.slice_mut(len..cap)))
+        .await
+    {
         Ok((res, owned)) => {
             *buf = owned.into_inner();
             match res {
@@ -216,166 +231,173 @@ fn head_may_be_complete(pending: &[u8], scanned: &mut usize) -> bool {
 }
 
 /// Serves one connection until it closes, or until `shutdown` and its current answer.
-pub(crate) async fn serve<S: Service>(
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+/// keeps its arguments twice in its future, and this future is what every open connection
+/// holds.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<'a, S: Service>(
     mut stream: TcpStream,
     remote: IpAddr,
-    service: &S,
+    service: &'a S,
     limits: Limits,
-    shutdown: &ShutdownWatch,
-) {
-    // Both buffers grow on first use; see `read_more`.
-    let mut rbuf = ReadBuf {
-        buf: Vec::new(),
-        start: 0,
-    };
-    let mut out: Vec<u8> = Vec::new();
-    let close = Framing {
-        keep: Keep::Close,
-        version: Version::Http11,
-    };
-    let wt = limits.write;
-    loop {
-        // A request's clock starts with its first byte; from then on the whole request must
-        // arrive within `limits.header`, however it trickles in.
-        let mut deadline = (!rbuf.pending().is_empty()).then(|| Instant::now() + limits.header);
-        let mut scanned = 0;
-        // Frame the next request from what is buffered, reading more as needed.
-        let head = loop {
-            if head_may_be_complete(rbuf.pending(), &mut scanned) {
-                match parse_head(rbuf.pending(), limits.max_body_bytes) {
-                    Ok(Some(head)) => break head,
-                    Ok(None) => {}
+    mut timer: Timer,
+    shutdown: &'a ShutdownWatch,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        let timer = &mut timer;
+        // Both buffers grow on first use; see `read_more`.
+        let mut rbuf = ReadBuf {
+            buf: Vec::new(),
+            start: 0,
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let close = Framing {
+            keep: Keep::Close,
+            version: Version::Http11,
+        };
+        let wt = limits.write;
+        loop {
+            // A request's clock starts with its first byte; from then on the whole request must
+            // arrive within `limits.header`, however it trickles in.
+            let mut deadline = (!rbuf.pending().is_empty()).then(|| Instant::now() + limits.header);
+            let mut scanned = 0;
+            // Frame the next request from what is buffered, reading more as needed.
+            let head = loop {
+                if head_may_be_complete(rbuf.pending(), &mut scanned) {
+                    match parse_head(rbuf.pending(), limits.max_body_bytes) {
+                        Ok(Some(head)) => break head,
+                        Ok(None) => {}
+                        Err(e) => {
+                            let (status, why) = error_status(e);
+                            tracing::debug!(status, why, "rejected request head");
+                            response::plain(&mut out, status, why, close);
+                            write(&mut stream, &mut out, timer, wt).await;
+                            return;
+                        }
+                    }
+                }
+                if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
+                    return;
+                }
+                let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle);
+                match read_more(&mut stream, &mut rbuf, timer, until, READ_CHUNK).await {
+                    Read::Data => {
+                        deadline.get_or_insert_with(|| Instant::now() + limits.header);
+                    }
+                    Read::Closed => return,
+                    Read::TimedOut if deadline.is_none() => return,
+                    Read::TimedOut => {
+                        response::plain(&mut out, 408, "request incomplete in time", close);
+                        write(&mut stream, &mut out, timer, wt).await;
+                        return;
+                    }
+                }
+            };
+            let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
+            rbuf.consume(head.head_len);
+            let mut continued = false;
+            let mut decoder = match BodyDecoder::new(head.body, limits.max_body_bytes) {
+                Ok(d) => d,
+                Err(e) => {
+                    let (status, why) = error_status(e);
+                    response::plain(&mut out, status, why, close);
+                    write(&mut stream, &mut out, timer, wt).await;
+                    return;
+                }
+            };
+            loop {
+                match decoder.feed(rbuf.pending()) {
+                    Ok(used) => rbuf.consume(used),
                     Err(e) => {
                         let (status, why) = error_status(e);
-                        tracing::debug!(status, why, "rejected request head");
+                        tracing::debug!(status, why, "rejected request body");
                         response::plain(&mut out, status, why, close);
-                        write(&mut stream, &mut out, wt).await;
+                        write(&mut stream, &mut out, timer, wt).await;
+                        return;
+                    }
+                }
+                if decoder.is_done() {
+                    break;
+                }
+                if head.expect_continue && !continued {
+                    continued = true;
+                    out.extend_from_slice(response::CONTINUE);
+                }
+                if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
+                    return;
+                }
+                match read_more(&mut stream, &mut rbuf, timer, deadline, BODY_READ_CHUNK).await {
+                    Read::Data => {}
+                    Read::Closed => return,
+                    Read::TimedOut => {
+                        response::plain(&mut out, 408, "request body incomplete in time", close);
+                        write(&mut stream, &mut out, timer, wt).await;
                         return;
                     }
                 }
             }
-            if !out.is_empty() && !write(&mut stream, &mut out, wt).await {
-                return;
-            }
-            let limit = match deadline {
-                None => limits.idle,
-                Some(d) => d.saturating_duration_since(Instant::now()),
+            rbuf.settle();
+            let framing = Framing {
+                keep: match head.keep {
+                    Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
+                    _ => Keep::Close,
+                },
+                version: head.version,
             };
-            match read_more(&mut stream, &mut rbuf, limit, READ_CHUNK).await {
-                Read::Data => {
-                    deadline.get_or_insert_with(|| Instant::now() + limits.header);
+            let request = Request {
+                head,
+                body: decoder.into_body(),
+                remote,
+            };
+            let keep = match service.call(request, framing, &mut out) {
+                Reply::Done(keep) => keep,
+                Reply::Park(parked) => {
+                    // Earlier pipelined answers go out first.
+                    if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
+                        return;
+                    }
+                    rbuf.compact();
+                    match park(
+                        &mut stream,
+                        &mut rbuf.buf,
+                        &mut out,
+                        timer,
+                        service,
+                        &parked,
+                        framing,
+                    )
+                    .await
+                    {
+                        Some(keep) => keep,
+                        None => return,
+                    }
                 }
-                Read::Closed => return,
-                Read::TimedOut if deadline.is_none() => return,
-                Read::TimedOut => {
-                    response::plain(&mut out, 408, "request incomplete in time", close);
-                    write(&mut stream, &mut out, wt).await;
-                    return;
-                }
-            }
-        };
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
-        rbuf.consume(head.head_len);
-        let mut continued = false;
-        let decoded = BodyDecoder::new(head.body, limits.max_body_bytes);
-        let mut decoder = match decoded {
-            Ok(d) => d,
-            Err(e) => {
-                let (status, why) = error_status(e);
-                response::plain(&mut out, status, why, close);
-                write(&mut stream, &mut out, wt).await;
+            };
+            if keep == Keep::Close {
+                write(&mut stream, &mut out, timer, wt).await;
                 return;
             }
-        };
-        loop {
-            match decoder.feed(rbuf.pending()) {
-                Ok(used) => rbuf.consume(used),
-                Err(e) => {
-                    let (status, why) = error_status(e);
-                    tracing::debug!(status, why, "rejected request body");
-                    response::plain(&mut out, status, why, close);
-                    write(&mut stream, &mut out, wt).await;
-                    return;
-                }
-            }
-            if decoder.is_done() {
-                break;
-            }
-            if head.expect_continue && !continued {
-                continued = true;
-                out.extend_from_slice(response::CONTINUE);
-            }
-            if !out.is_empty() && !write(&mut stream, &mut out, wt).await {
+            if out.len() >= FLUSH_AT && !write(&mut stream, &mut out, timer, wt).await {
                 return;
             }
-            let limit = deadline.saturating_duration_since(Instant::now());
-            match read_more(&mut stream, &mut rbuf, limit, BODY_READ_CHUNK).await {
-                Read::Data => {}
-                Read::Closed => return,
-                Read::TimedOut => {
-                    response::plain(&mut out, 408, "request body incomplete in time", close);
-                    write(&mut stream, &mut out, wt).await;
-                    return;
-                }
-            }
-        }
-        rbuf.settle();
-        let framing = Framing {
-            keep: match head.keep {
-                Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
-                _ => Keep::Close,
-            },
-            version: head.version,
-        };
-        let request = Request {
-            head,
-            body: decoder.into_body(),
-            remote,
-        };
-        let keep = match service.call(request, framing, &mut out) {
-            Reply::Done(keep) => keep,
-            Reply::Park(parked) => {
-                rbuf.compact();
-                let parked = park(
-                    &mut stream,
-                    &mut rbuf.buf,
-                    &mut out,
-                    service,
-                    &parked,
-                    framing,
-                    wt,
-                );
-                match parked.await {
-                    Some(keep) => keep,
-                    None => return,
-                }
-            }
-        };
-        if keep == Keep::Close {
-            write(&mut stream, &mut out, wt).await;
-            return;
-        }
-        if out.len() >= FLUSH_AT && !write(&mut stream, &mut out, wt).await {
-            return;
         }
     }
 }
 
 /// Waits with a parked request until the service answers it (`Some(keep)`) or the client
-/// leaves (`None`). Earlier pipelined answers go out first, and both buffers are released, so
-/// a parked connection costs little; bytes the client pipelines meanwhile are kept.
+/// leaves (`None`). Both buffers are released (`out` has been written), so a parked connection
+/// costs little; bytes the client pipelines meanwhile are kept.
 async fn park<S: Service>(
     stream: &mut TcpStream,
     rbuf: &mut Vec<u8>,
     out: &mut Vec<u8>,
+    timer: &mut Timer,
     service: &S,
     parked: &S::Parked,
     framing: Framing,
-    write_timeout: Duration,
 ) -> Option<Keep> {
-    if !out.is_empty() && !write(stream, out, write_timeout).await {
-        return None;
-    }
+    let deadline = service.deadline(parked);
     *out = Vec::new();
     if rbuf.is_empty() {
         *rbuf = Vec::new();
@@ -383,9 +405,10 @@ async fn park<S: Service>(
     // A client that sent more cannot have left; after that only the service is awaited.
     let mut watching = rbuf.is_empty();
     loop {
+        // Woken or not, the service says whether it is due: at the deadline it answers.
         if watching {
             monoio::select! {
-                _ = service.wake(parked) => {},
+                _ = timer.within(deadline, service.wake(parked)) => {},
                 ready = stream.readable(false) => {
                     if ready.is_err() {
                         return None;
@@ -399,7 +422,7 @@ async fn park<S: Service>(
                 }
             }
         } else {
-            service.wake(parked).await;
+            let _ = timer.within(deadline, service.wake(parked)).await;
         }
         if let Some(keep) = service.resume(parked, framing, out) {
             return Some(keep);

@@ -9,7 +9,7 @@ mod waiters;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 pub use hub::{Hub, Inbox};
-pub use waiters::{CoreWaiters, Ticket};
+pub use waiters::{Changed, CoreWaiters, Ticket};
 
 /// The key parked polls and change notifications agree on: a hash of `(env, appid)`.
 /// Collisions only cost a spurious wake: a woken poll re-checks its apps' timestamps.
