@@ -158,6 +158,33 @@ impl Drop for Admitted {
 
 /// Refused connections answered at once on one core; beyond this they are closed unanswered.
 const MAX_REFUSING: usize = 64;
+/// An open connection, counted in the core's count and the gauge until dropped; holds its place
+/// at the gate.
+struct Open {
+    _admitted: Admitted,
+    open: Rc<Cell<usize>>,
+    api: Rc<Api>,
+}
+
+impl Open {
+    fn new(admitted: Admitted, open: &Rc<Cell<usize>>, api: &Rc<Api>) -> Open {
+        open.set(open.get() + 1);
+        metrics::add(&api.metrics.core().connections_open, 1);
+        Open {
+            _admitted: admitted,
+            open: open.clone(),
+            api: api.clone(),
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.open.set(self.open.get() - 1);
+        metrics::add(&self.api.metrics.core().connections_open, -1);
+    }
+}
+
 /// How long a refused connection is given to take its 503.
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -335,19 +362,11 @@ async fn serve_core(core: usize, listener: TcpListener, shared: Shared, gate: Ar
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let api = api.clone();
-                    let open = open.clone();
-                    let shutdown = shutdown.clone();
-                    open.set(open.get() + 1);
-                    metrics::add(&api.metrics.core().connections_open, 1);
+                    let open = Open::new(admitted, &open, &api);
+                    let remote = peer.ip().to_canonical();
                     let timer = timers.timer();
-                    monoio::spawn(async move {
-                        let remote = peer.ip().to_canonical();
-                        conn::serve(stream, remote, &*api, limits, timer, &shutdown).await;
-                        drop(admitted);
-                        open.set(open.get() - 1);
-                        metrics::add(&api.metrics.core().connections_open, -1);
-                    });
+                    let (api, shutdown) = (api.clone(), shutdown.clone());
+                    monoio::spawn(conn::serve(stream, remote, api, limits, timer, shutdown, open));
                 }
                 Err(e) => {
                     // Out of file descriptors or similar: back off instead of spinning.

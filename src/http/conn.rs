@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::IoBuf;
@@ -230,158 +231,209 @@ fn head_may_be_complete(pending: &[u8], scanned: &mut usize) -> bool {
     })
 }
 
-/// Serves one connection until it closes, or until `shutdown` and its current answer.
-///
-/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
-/// keeps its arguments twice in its future, and this future is what every open connection
-/// holds.
-#[allow(clippy::manual_async_fn)]
-pub(crate) fn serve<'a, S: Service>(
-    mut stream: TcpStream,
-    remote: IpAddr,
-    service: &'a S,
+/// An answer's framing when the connection closes after it.
+const CLOSE: Framing = Framing {
+    keep: Keep::Close,
+    version: Version::Http11,
+};
+
+/// Why a connection ends: quietly (closed, timed out while idle, or gone), or after an error
+/// answer.
+enum Stop {
+    Quiet,
+    Refuse(u16, &'static str),
+}
+
+/// What every phase of serving a connection uses. Each phase is a method of its own, so the
+/// locals of one (a request's head, its body decoder) share space in the connection's future
+/// with those of the others instead of adding to it. The phases take little by argument: an
+/// async function keeps its arguments twice in its future.
+struct Conn {
+    stream: TcpStream,
+    rbuf: ReadBuf,
+    out: Vec<u8>,
+    timer: Timer,
     limits: Limits,
-    mut timer: Timer,
-    shutdown: &'a ShutdownWatch,
-) -> impl Future<Output = ()> + 'a {
-    async move {
-        let timer = &mut timer;
-        // Both buffers grow on first use; see `read_more`.
-        let mut rbuf = ReadBuf {
-            buf: Vec::new(),
-            start: 0,
-        };
-        let mut out: Vec<u8> = Vec::new();
-        let close = Framing {
-            keep: Keep::Close,
-            version: Version::Http11,
-        };
-        let wt = limits.write;
+}
+
+impl Conn {
+    /// Writes what is pending; false when the client is gone.
+    async fn flush(&mut self) -> bool {
+        self.out.is_empty()
+            || write(
+                &mut self.stream,
+                &mut self.out,
+                &mut self.timer,
+                self.limits.write,
+            )
+            .await
+    }
+
+    /// Frames the next request's head from what is buffered, reading more as needed; also
+    /// says by when its body must have arrived.
+    async fn read_head(&mut self) -> Result<(Head, Instant), Stop> {
+        let limits = self.limits;
+        // A request's clock starts with its first byte; from then on the whole request must
+        // arrive within `limits.header`, however it trickles in.
+        let mut deadline =
+            (!self.rbuf.pending().is_empty()).then(|| Instant::now() + limits.header);
+        let mut scanned = 0;
         loop {
-            // A request's clock starts with its first byte; from then on the whole request must
-            // arrive within `limits.header`, however it trickles in.
-            let mut deadline = (!rbuf.pending().is_empty()).then(|| Instant::now() + limits.header);
-            let mut scanned = 0;
-            // Frame the next request from what is buffered, reading more as needed.
-            let head = loop {
-                if head_may_be_complete(rbuf.pending(), &mut scanned) {
-                    match parse_head(rbuf.pending(), limits.max_body_bytes) {
-                        Ok(Some(head)) => break head,
-                        Ok(None) => {}
-                        Err(e) => {
-                            let (status, why) = error_status(e);
-                            tracing::debug!(status, why, "rejected request head");
-                            response::plain(&mut out, status, why, close);
-                            write(&mut stream, &mut out, timer, wt).await;
-                            return;
-                        }
+            if head_may_be_complete(self.rbuf.pending(), &mut scanned) {
+                match parse_head(self.rbuf.pending(), limits.max_body_bytes) {
+                    Ok(Some(head)) => {
+                        let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
+                        self.rbuf.consume(head.head_len);
+                        return Ok((head, deadline));
                     }
-                }
-                if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
-                    return;
-                }
-                let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle);
-                match read_more(&mut stream, &mut rbuf, timer, until, READ_CHUNK).await {
-                    Read::Data => {
-                        deadline.get_or_insert_with(|| Instant::now() + limits.header);
-                    }
-                    Read::Closed => return,
-                    Read::TimedOut if deadline.is_none() => return,
-                    Read::TimedOut => {
-                        response::plain(&mut out, 408, "request incomplete in time", close);
-                        write(&mut stream, &mut out, timer, wt).await;
-                        return;
-                    }
-                }
-            };
-            let deadline = deadline.unwrap_or_else(|| Instant::now() + limits.header);
-            rbuf.consume(head.head_len);
-            let mut continued = false;
-            let mut decoder = match BodyDecoder::new(head.body, limits.max_body_bytes) {
-                Ok(d) => d,
-                Err(e) => {
-                    let (status, why) = error_status(e);
-                    response::plain(&mut out, status, why, close);
-                    write(&mut stream, &mut out, timer, wt).await;
-                    return;
-                }
-            };
-            loop {
-                match decoder.feed(rbuf.pending()) {
-                    Ok(used) => rbuf.consume(used),
+                    Ok(None) => {}
                     Err(e) => {
                         let (status, why) = error_status(e);
-                        tracing::debug!(status, why, "rejected request body");
-                        response::plain(&mut out, status, why, close);
-                        write(&mut stream, &mut out, timer, wt).await;
-                        return;
-                    }
-                }
-                if decoder.is_done() {
-                    break;
-                }
-                if head.expect_continue && !continued {
-                    continued = true;
-                    out.extend_from_slice(response::CONTINUE);
-                }
-                if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
-                    return;
-                }
-                match read_more(&mut stream, &mut rbuf, timer, deadline, BODY_READ_CHUNK).await {
-                    Read::Data => {}
-                    Read::Closed => return,
-                    Read::TimedOut => {
-                        response::plain(&mut out, 408, "request body incomplete in time", close);
-                        write(&mut stream, &mut out, timer, wt).await;
-                        return;
+                        tracing::debug!(status, why, "rejected request head");
+                        return Err(Stop::Refuse(status, why));
                     }
                 }
             }
-            rbuf.settle();
-            let framing = Framing {
-                keep: match head.keep {
-                    Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
-                    _ => Keep::Close,
-                },
-                version: head.version,
+            if !self.flush().await {
+                return Err(Stop::Quiet);
+            }
+            let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle);
+            let read = read_more(
+                &mut self.stream,
+                &mut self.rbuf,
+                &mut self.timer,
+                until,
+                READ_CHUNK,
+            );
+            match read.await {
+                Read::Data => {
+                    deadline.get_or_insert_with(|| Instant::now() + limits.header);
+                }
+                Read::Closed => return Err(Stop::Quiet),
+                Read::TimedOut if deadline.is_none() => return Err(Stop::Quiet),
+                Read::TimedOut => return Err(Stop::Refuse(408, "request incomplete in time")),
+            }
+        }
+    }
+
+    /// Reads the body `head` announces, by `deadline`.
+    async fn read_body(&mut self, head: &Head, deadline: Instant) -> Result<Vec<u8>, Stop> {
+        let refuse = |e| {
+            let (status, why) = error_status(e);
+            tracing::debug!(status, why, "rejected request body");
+            Stop::Refuse(status, why)
+        };
+        let mut decoder =
+            BodyDecoder::new(head.body, self.limits.max_body_bytes).map_err(refuse)?;
+        let mut continued = false;
+        loop {
+            let used = decoder.feed(self.rbuf.pending()).map_err(refuse)?;
+            self.rbuf.consume(used);
+            if decoder.is_done() {
+                self.rbuf.settle();
+                return Ok(decoder.into_body());
+            }
+            if head.expect_continue && !continued {
+                continued = true;
+                self.out.extend_from_slice(response::CONTINUE);
+            }
+            if !self.flush().await {
+                return Err(Stop::Quiet);
+            }
+            let read = read_more(
+                &mut self.stream,
+                &mut self.rbuf,
+                &mut self.timer,
+                deadline,
+                BODY_READ_CHUNK,
+            );
+            match read.await {
+                Read::Data => {}
+                Read::Closed => return Err(Stop::Quiet),
+                Read::TimedOut => return Err(Stop::Refuse(408, "request body incomplete in time")),
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes, or until `shutdown` and its current answer; `guard`
+/// is dropped then. The future is what the connection's task holds, whole.
+///
+/// A plain function returning an `async move` block rather than an `async fn`, which would
+/// keep its arguments twice in the future every open connection holds; for the same reason the
+/// block captures the connection's state whole and uses it in place, and a caller spawns this
+/// future itself rather than awaiting it inside another.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<S: Service + 'static, G: 'static>(
+    stream: TcpStream,
+    remote: IpAddr,
+    service: Rc<S>,
+    limits: Limits,
+    timer: Timer,
+    shutdown: ShutdownWatch,
+    guard: G,
+) -> impl Future<Output = ()> + 'static {
+    // Both buffers grow on first use; see `read_more`.
+    let mut c = Conn {
+        stream,
+        rbuf: ReadBuf {
+            buf: Vec::new(),
+            start: 0,
+        },
+        out: Vec::new(),
+        timer,
+        limits,
+    };
+    async move {
+        let c = &mut c;
+        let service = &*service;
+        let stop = loop {
+            // The head ends with this block, so what comes after holds no room for it.
+            let (request, framing) = {
+                let (head, deadline) = match c.read_head().await {
+                    Ok(h) => h,
+                    Err(stop) => break stop,
+                };
+                let body = match c.read_body(&head, deadline).await {
+                    Ok(b) => b,
+                    Err(stop) => break stop,
+                };
+                let framing = Framing {
+                    keep: match head.keep {
+                        Keep::Alive if !shutdown.is_stopping() => Keep::Alive,
+                        _ => Keep::Close,
+                    },
+                    version: head.version,
+                };
+                (Request { head, body, remote }, framing)
             };
-            let request = Request {
-                head,
-                body: decoder.into_body(),
-                remote,
-            };
-            let keep = match service.call(request, framing, &mut out) {
+            let keep = match service.call(request, framing, &mut c.out) {
                 Reply::Done(keep) => keep,
                 Reply::Park(parked) => {
                     // Earlier pipelined answers go out first.
-                    if !out.is_empty() && !write(&mut stream, &mut out, timer, wt).await {
-                        return;
+                    if !c.flush().await {
+                        break Stop::Quiet;
                     }
-                    rbuf.compact();
-                    match park(
-                        &mut stream,
-                        &mut rbuf.buf,
-                        &mut out,
-                        timer,
-                        service,
-                        &parked,
-                        framing,
-                    )
-                    .await
-                    {
+                    c.rbuf.compact();
+                    match park(c, service, &parked, framing).await {
                         Some(keep) => keep,
-                        None => return,
+                        None => break Stop::Quiet,
                     }
                 }
             };
             if keep == Keep::Close {
-                write(&mut stream, &mut out, timer, wt).await;
-                return;
+                c.flush().await;
+                break Stop::Quiet;
             }
-            if out.len() >= FLUSH_AT && !write(&mut stream, &mut out, timer, wt).await {
-                return;
+            if c.out.len() >= FLUSH_AT && !c.flush().await {
+                break Stop::Quiet;
             }
+        };
+        if let Stop::Refuse(status, why) = stop {
+            response::plain(&mut c.out, status, why, CLOSE);
+            c.flush().await;
         }
+        drop(guard);
     }
 }
 
@@ -389,14 +441,19 @@ pub(crate) fn serve<'a, S: Service>(
 /// leaves (`None`). Both buffers are released (`out` has been written), so a parked connection
 /// costs little; bytes the client pipelines meanwhile are kept.
 async fn park<S: Service>(
-    stream: &mut TcpStream,
-    rbuf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    timer: &mut Timer,
+    c: &mut Conn,
     service: &S,
     parked: &S::Parked,
     framing: Framing,
 ) -> Option<Keep> {
+    let Conn {
+        stream,
+        rbuf,
+        out,
+        timer,
+        ..
+    } = c;
+    let rbuf = &mut rbuf.buf;
     let deadline = service.deadline(parked);
     *out = Vec::new();
     if rbuf.is_empty() {
