@@ -209,6 +209,11 @@ pub struct Registry {
     /// every path that stores an instance stamps or notes its version, so no stored version is
     /// above it.
     latest_version: AtomicI64,
+    /// The highest app `latest_timestamp` published here so far. An app removed (its last
+    /// instance gone) and created again starts above it, so its `latest_timestamp` never goes
+    /// back on this node, whatever the version a peer's register carries: a poll that saw the
+    /// old app at a later time would otherwise never be answered with the new one.
+    latest_published: AtomicI64,
 }
 
 impl Registry {
@@ -221,6 +226,7 @@ impl Registry {
             hub,
             generation: AtomicU64::new(0),
             latest_version: AtomicI64::new(i64::MIN),
+            latest_published: AtomicI64::new(0),
         }
     }
 
@@ -308,9 +314,10 @@ impl Registry {
                     .apps
                     .entry(AppKey::new(env, appid))
                     .or_insert_with(|| {
+                        let floor = self.latest_published.load(Ordering::Relaxed);
                         Arc::new(App {
                             writer: Mutex::new(Listing::Listed),
-                            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), 0, None)),
+                            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), floor, None)),
                         })
                     })
                     .value()
@@ -330,6 +337,8 @@ impl Registry {
                 return Ok(out);
             };
             let now_empty = next.is_empty();
+            self.latest_published
+                .fetch_max(next.latest_ts, Ordering::Relaxed);
             app.snapshot.store(Arc::new(next));
             self.generation.fetch_add(1, Ordering::Release);
             if now_empty {
@@ -807,6 +816,21 @@ mod tests {
         );
         r.register(&reg("a", "z1", "h1"), 6).unwrap();
         assert_eq!(r.size(), (1, 1));
+    }
+
+    #[test]
+    fn an_app_created_again_starts_after_what_it_published() {
+        let r = registry();
+        r.register(&reg("a", "z1", "h1"), 10).unwrap();
+        r.cancel(&key("z1", "h1"), None, 20).unwrap();
+        assert!(r.snapshot("dev", "a").is_none());
+        // A peer's register carrying an older latest_timestamp creates the app again: its
+        // latest_timestamp still goes past the 20 published at the cancel.
+        let mut old = reg("a", "z1", "h1");
+        old.latest_ts = Some(15);
+        old.dirty_ts = Some(15);
+        r.register(&old, 30).unwrap();
+        assert!(r.snapshot("dev", "a").unwrap().latest_ts > 20);
     }
 
     #[test]
