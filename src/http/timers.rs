@@ -35,7 +35,7 @@ struct Entry {
 
 /// The deadlines of one core's connections. `Rc`/`RefCell`: only that core's tasks touch it.
 #[derive(Default)]
-pub(crate) struct Timers {
+pub struct Timers {
     entries: RefCell<Slab<Entry>>,
     /// (time, item number, entry key), earliest first. Item numbers tell an entry's current
     /// item from stale ones, also once a gone connection's key is reused.
@@ -49,7 +49,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// A timer for one connection; its entry goes when the timer is dropped.
-    pub(crate) fn timer(self: &Rc<Self>) -> Timer {
+    pub fn timer(self: &Rc<Self>) -> Timer {
         let key = self.entries.borrow_mut().insert(Entry::default());
         Timer {
             timers: self.clone(),
@@ -59,7 +59,7 @@ impl Timers {
 
     /// Runs the core's deadlines: wakes each connection whose deadline passed, then sleeps until
     /// the next one. Runs as long as the core's runtime.
-    pub(crate) async fn drive(self: Rc<Self>) {
+    pub async fn drive(self: Rc<Self>) {
         loop {
             let next = self.fire(Instant::now());
             self.target.set(next);
@@ -192,20 +192,20 @@ impl Timers {
 }
 
 /// A connection's deadline; one wait at a time.
-pub(crate) struct Timer {
+pub struct Timer {
     timers: Rc<Timers>,
     key: usize,
 }
 
 /// The deadline passed first.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Elapsed;
+pub struct Elapsed;
 
 impl Timer {
     /// Runs `fut` until it completes or `deadline` passes, whichever comes first.
     ///
     /// A future type of its own rather than an `async fn`, which would hold `fut` twice.
-    pub(crate) fn within<F: Future>(&mut self, deadline: Instant, fut: F) -> Within<'_, F> {
+    pub fn within<F: Future>(&mut self, deadline: Instant, fut: F) -> Within<'_, F> {
         self.timers.arm(self.key, deadline);
         Within { timer: self, fut }
     }
@@ -213,7 +213,7 @@ impl Timer {
 
 pin_project_lite::pin_project! {
     /// Future of [`Timer::within`]; dropping it disarms the timer.
-    pub(crate) struct Within<'a, F> {
+    pub struct Within<'a, F> {
         timer: &'a mut Timer,
         #[pin]
         fut: F,
