@@ -277,14 +277,27 @@ fn hostnames(apps: &Apps, appid: &str) -> Vec<String> {
     h
 }
 
+/// How long a watch may take to see a change. The Go original checks a poll's timestamps
+/// before it parks the poll, so a change landing in between wakes nobody and reaches the watch
+/// only when that poll ends at the original's 30 s poll wait (`docs/COMPATIBILITY.md`); the SDK
+/// then asks again and gets it at once. Against the original a watch may take that long.
+fn watch_wait() -> Duration {
+    const GO_POLL_WAIT: Duration = Duration::from_secs(30);
+    match other_bin() {
+        None => WAIT,
+        Some(_) => WAIT + GO_POLL_WAIT,
+    }
+}
+
 /// Reads the watch until `appid` has exactly `want`; every set on the way must be non-empty
 /// and pass `check`.
 async fn watch_until(watch: &mut Watch, appid: &str, want: &[&str], check: impl Fn(&Apps)) -> Apps {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let wait = watch_wait();
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let apps = tokio::time::timeout_at(deadline, watch.next())
             .await
-            .unwrap_or_else(|_| panic!("no set with {appid} = {want:?} within {WAIT:?}"))
+            .unwrap_or_else(|_| panic!("no set with {appid} = {want:?} within {wait:?}"))
             .expect("the watch ended");
         assert!(
             apps.values().all(|info| !info.is_empty()),
