@@ -8,6 +8,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -37,7 +38,8 @@ fn chromium() -> Option<String> {
     })
 }
 
-/// A headless Chromium with its own profile; killed on drop.
+/// A headless Chromium with its own profile; killed on drop with every process it started, so
+/// that none of them writes to the profile while it is removed.
 struct Browser {
     child: Child,
     port: u16,
@@ -62,10 +64,13 @@ impl Browser {
                 "--remote-allow-origins=*",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
+            // Its own temporary files (the singleton socket's directory) go with the profile.
+            .env("TMPDIR", profile.path())
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromium");
         // Chromium writes the port it picked into the profile once it listens.
@@ -108,6 +113,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Its own process group: the zygote and renderers go with it.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a process group id is only a system call.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
