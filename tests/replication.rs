@@ -1,10 +1,14 @@
 //! Replication that loses nothing it can retry, on real nodes: a peer that is briefly away gets
-//! every write once it is back, an op the peer refuses (413) costs only that op, and a peer that
-//! answers a batch with the wrong number of results is not taken as having received it.
+//! every write once it is back, an op the peer refuses (413) costs only that op, a peer that
+//! answers a batch with the wrong number of results is not taken as having received it, and a
+//! peer that answers only after the timeout keeps getting the writes queued for it.
 
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::{hosts, reg, wait_until, Server, Setup};
 
@@ -175,4 +179,40 @@ fn a_renew_from_another_zone_compares_versions() {
         -409
     );
     assert_eq!(s.post("/discovery/renew", &from_zone(dirty)).code(), 0);
+}
+
+#[test]
+fn a_peer_answering_after_the_timeout_keeps_getting_new_writes() {
+    let late = Arc::new(AtomicBool::new(false));
+    let (peer, got) = common::recording_peer(
+        "discovery-rs",
+        r#"{"code":0,"message":"0","ttl":1,"data":null}"#.to_string(),
+        late.clone(),
+        Duration::from_millis(1500),
+    );
+    let a = Setup::new()
+        .nodes(&[peer])
+        .client("timeout", "500ms")
+        .start();
+    let seen = |what: &str| {
+        let got = got.lock().unwrap();
+        got.iter().any(|body| body.contains(what)).then_some(())
+    };
+    // Answered in time: a learns that the peer is a node of ours, which takes batches.
+    a.register(&reg("late", "h0").set("version", "v0"));
+    wait_until("the peer to get v0", || seen("version=v0"));
+    // From now on every attempt times out at a, though the peer has each one.
+    late.store(true, Ordering::Relaxed);
+    a.register(&reg("late", "h0").set("version", "v1"));
+    wait_until("the peer to get v1", || seen("version=v1"));
+    // The attempt that carried v1 waits for its answer; these queue behind it, in the same
+    // lane (one instance's ops keep their order).
+    for n in 2..=20 {
+        a.register(&reg("late", "h0").set("version", &format!("v{n}")));
+    }
+    // They ride on its retries, so the peer gets them long before that batch's attempts run
+    // out (about 15 s, and only then would the ops behind it have been sent otherwise).
+    wait_until("the peer to get v20", || seen("version=v20"));
+    assert!(a.metric("discovery_replication_retried_total") > 0);
+    assert_eq!(a.metric("discovery_replication_dropped_total"), 0);
 }

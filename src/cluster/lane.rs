@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::handle::Cluster;
 use super::op::Op;
 use super::peer::{DropReason, Peer, PeerStatus};
-use super::protocol::{batches, send, send_batch, Delivery};
+use super::protocol::{batch_bytes, batches, send, send_batch, Delivery, BATCH_BYTES};
 use crate::http::client::Client;
 
 /// Most ops taken from a lane at once for a peer of ours.
@@ -74,15 +74,23 @@ pub(super) async fn run(peer: Arc<Peer>, lane: usize, cluster: Arc<Cluster>) {
             }
             ops.extend(peer.take(lane, BATCH_MAX - 1));
         }
-        for batch in batches(ops, &peer) {
-            sender.deliver(batch).await;
+        let split = batches(ops, &peer);
+        let count = split.len();
+        for (i, batch) in split.into_iter().enumerate() {
+            // Only the last batch may take ops queued behind it: the others would overtake.
+            let refill = (i + 1 == count).then_some(lane);
+            sender.deliver(batch, refill).await;
         }
     }
 }
 
 impl Sender {
-    /// Sends `ops` until they get through, the attempts run out, or the peer is closing.
-    async fn deliver(&mut self, ops: Vec<Op>) {
+    /// Sends `ops` until they get through, the attempts run out, or the peer is closing. With
+    /// `refill`, a batch for a peer of ours goes again with the ops its lane queued meanwhile
+    /// (as many as a batch holds): a peer that answers after the timeout still applies each
+    /// attempt, so it keeps getting current renews instead of the same old batch until it is
+    /// fast again (the fault suite's `delay-timeout`).
+    async fn deliver(&mut self, mut ops: Vec<Op>, refill: Option<usize>) {
         let peer = self.peer.clone();
         let mut attempt = 1;
         loop {
@@ -115,6 +123,19 @@ impl Sender {
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
                     peer.retried.fetch_add(ops.len() as u64, Ordering::Relaxed);
+                    if let (Some(lane), true) = (refill, peer.ours.load(Ordering::Relaxed)) {
+                        let mut size: usize = ops.iter().map(|op| batch_bytes(op, &peer)).sum();
+                        let mut room = BATCH_MAX.saturating_sub(ops.len());
+                        ops.extend(peer.take_while(lane, |op| {
+                            let len = batch_bytes(op, &peer);
+                            let fits = room > 0 && size + len <= BATCH_BYTES;
+                            if fits {
+                                room -= 1;
+                                size += len;
+                            }
+                            fits
+                        }));
+                    }
                 }
             }
         }

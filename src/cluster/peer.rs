@@ -253,6 +253,16 @@ impl Peer {
         q.drain(..n).collect()
     }
 
+    /// The ops of the lane already waiting, from the front, for as long as `fits` takes them.
+    pub(super) fn take_while(&self, lane: usize, mut fits: impl FnMut(&Op) -> bool) -> Vec<Op> {
+        let mut q = self.lanes[lane]
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = q.iter().take_while(|op| fits(op)).count();
+        q.drain(..n).collect()
+    }
+
     /// Empties every lane, returning how many ops they held.
     pub(super) fn clear(&self) -> usize {
         self.lanes

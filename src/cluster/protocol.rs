@@ -196,13 +196,18 @@ fn verdict(op: &Op, code: i64, data: Option<&[u8]>, peer: &Peer, cluster: &Clust
     }
 }
 
+/// What `op` adds to a batch's body for `peer`.
+pub(super) fn batch_bytes(op: &Op, peer: &Peer) -> usize {
+    op.form(hop(peer)).len() + 16
+}
+
 /// Splits `ops` into batches of at most [`BATCH_BYTES`] of body; an op that is larger by
 /// itself is a batch of one (sent alone).
 pub(super) fn batches(ops: Vec<Op>, peer: &Peer) -> Vec<Vec<Op>> {
     let mut out: Vec<Vec<Op>> = Vec::new();
     let mut size = 0;
     for op in ops {
-        let len = op.form(hop(peer)).len() + 16;
+        let len = batch_bytes(&op, peer);
         match out.last_mut() {
             Some(batch) if size + len <= BATCH_BYTES => {
                 size += len;

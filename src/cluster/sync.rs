@@ -8,7 +8,7 @@ use super::handle::Cluster;
 use super::peer::{Peer, PeerStatus};
 use crate::clock;
 use crate::http::client::Client;
-use crate::wire::instance::decode_fetch_all;
+use crate::wire::instance::{fetch_all_instances, from_raw};
 
 /// A `fetch/all` can be large; give it longer than a single write.
 const SYNC_TIMEOUT_MIN: Duration = Duration::from_secs(30);
@@ -31,29 +31,45 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
             s.timeout.max(SYNC_TIMEOUT_MIN),
         )
         .await;
-    let regs = match reply.map_err(|e| e.to_string()).and_then(|a| {
+    let answer = match reply.map_err(|e| e.to_string()).and_then(|a| {
         if a.status == 200 {
-            decode_fetch_all(&a.body, &cluster.rules())
+            Ok(a.body)
         } else {
             Err(format!("HTTP {}", a.status))
         }
     }) {
-        Ok(r) => r,
-        Err(e) => {
-            peer.mark(PeerStatus::Lost, &e);
-            tracing::warn!(peer = %peer.addr, error = %e, "start-up sync failed");
-            return false;
-        }
+        Ok(body) => body,
+        Err(e) => return sync_failed(&peer, &e),
+    };
+    // The answer is checked whole before anything in it is registered; then each instance is
+    // read and registered in turn, so the answer's bytes are the only copy of it held.
+    let instances = match fetch_all_instances(&answer) {
+        Ok(list) => list,
+        Err(e) => return sync_failed(&peer, &e),
     };
     peer.mark(PeerStatus::Up, &"synced");
     let now = clock::now_ns();
-    let count = regs.len();
-    for reg in &regs {
-        if let Err(e) = cluster.registry.register_synced(reg, now) {
-            tracing::warn!(error = %e, appid = %reg.appid, "start-up sync: register failed");
+    let rules = cluster.rules();
+    let mut count = 0;
+    for raw in instances {
+        let registered = from_raw(raw, &rules).and_then(|reg| {
+            cluster
+                .registry
+                .register_synced(&reg, now)
+                .map_err(|e| e.to_string())
+        });
+        match registered {
+            Ok(_) => count += 1,
+            Err(e) => tracing::warn!(error = %e, "start-up sync: skipped an instance"),
         }
     }
     tracing::info!(peer = %peer.addr, instances = count, "start-up sync done");
     cluster.end_protection();
     true
+}
+
+fn sync_failed(peer: &Peer, e: &str) -> bool {
+    peer.mark(PeerStatus::Lost, &e);
+    tracing::warn!(peer = %peer.addr, error = %e, "start-up sync failed");
+    false
 }

@@ -840,13 +840,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// A scripted peer on 127.0.0.1: it answers every request (whatever it asks) with `body`,
 /// naming itself `server` in the `Server` header. Bounded: 64 connections, 10,000 requests each.
 pub fn scripted_peer(server: &'static str, body: String) -> SocketAddr {
+    let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    recording_peer(server, body, never, Duration::ZERO).0
+}
+
+/// A [`scripted_peer`] that also keeps every request's body, in order of arrival, and holds
+/// each answer for `hold` while `late` is set.
+pub fn recording_peer(
+    server: &'static str,
+    body: String,
+    late: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    hold: Duration,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(stream) = stream else { return };
-            let body = body.clone();
+            let (body, log, late) = (body.clone(), log.clone(), late.clone());
             std::thread::spawn(move || {
                 let Ok(read_half) = stream.try_clone() else {
                     return;
@@ -867,9 +881,15 @@ pub fn scripted_peer(server: &'static str, body: String) -> SocketAddr {
                             len = v.trim().parse().unwrap_or(0);
                         }
                     }
-                    let mut skip = vec![0; len];
-                    if reader.read_exact(&mut skip).is_err() {
+                    let mut got = vec![0; len];
+                    if reader.read_exact(&mut got).is_err() {
                         return;
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(String::from_utf8_lossy(&got).into_owned());
+                    }
+                    if late.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(hold);
                     }
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nServer: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -886,5 +906,5 @@ pub fn scripted_peer(server: &'static str, body: String) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, kept)
 }
