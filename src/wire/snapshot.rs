@@ -11,9 +11,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use simd_json::prelude::*;
-
-use super::{instance, json_value, Rules};
+use super::{instance, Rules};
 use crate::json::{write_int, write_str};
 use crate::registry::encode::write_instances;
 use crate::registry::instance::Registration;
@@ -60,6 +58,14 @@ pub fn write(apps: &[std::sync::Arc<Snapshot>], out: &mut impl Write) -> io::Res
     Ok(written + end.len())
 }
 
+/// An app line as read back: its instances are read one by one.
+#[derive(serde::Deserialize)]
+struct Line<'a> {
+    latest_timestamp: Option<i64>,
+    #[serde(borrow)]
+    instances: Option<Vec<&'a serde_json::value::RawValue>>,
+}
+
 /// Reads a snapshot; instances that fail `rules` are skipped (and counted in the second
 /// value).
 pub fn read(input: &mut impl BufRead, rules: &Rules) -> Result<(Vec<SavedApp>, usize), String> {
@@ -100,20 +106,16 @@ pub fn read(input: &mut impl BufRead, rules: &Rules) -> Result<(Vec<SavedApp>, u
             return Ok((apps, skipped));
         }
         crc.update(&line);
-        let app =
-            json_value(&line).map_err(|e| format!("an app line is not JSON (corrupted): {e}"))?;
-        let latest_ts = app
-            .get("latest_timestamp")
-            .and_then(|t| t.as_i64())
-            .unwrap_or(0);
-        let list = app.get("instances").and_then(|l| l.as_array());
+        let app: Line = serde_json::from_slice(&line)
+            .map_err(|e| format!("an app line is not JSON (corrupted): {e}"))?;
         let mut instances = Vec::new();
-        for inst in list.map(|l| l.as_slice()).unwrap_or(&[]) {
-            match instance::registration_from(inst, rules) {
+        for raw in app.instances.unwrap_or_default() {
+            match instance::from_raw(raw, rules) {
                 Ok(reg) => instances.push(reg),
                 Err(_) => skipped += 1,
             }
         }
+        let latest_ts = app.latest_timestamp.unwrap_or(0);
         apps.push(SavedApp {
             latest_ts,
             instances,
