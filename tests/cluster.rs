@@ -35,6 +35,12 @@ impl Cluster {
         let b_setup = node("sh001", "node-b", &[a.addr]);
         let b = b_setup.clone().start();
         let c = node("sh001", "node-c", &[a.addr, b.addr]).start();
+        // d starts once the zone's nodes know each other: a write that reaches a before a
+        // knows c reaches c only with its next renew (30 s for d's own registration), as with
+        // the original; c's start-up sync may have come before it.
+        for s in [&a, &b, &c] {
+            wait_for_nodes(s, 3);
+        }
         let d = node("sh002", "node-d", &[])
             .zone_seeds("sh001", &[a.addr])
             .start();
@@ -45,9 +51,6 @@ impl Cluster {
             d,
             b_setup,
         };
-        for s in [&cluster.a, &cluster.b, &cluster.c] {
-            wait_for_nodes(s, 3);
-        }
         // Every node (d included) knows the four discovery instances.
         for s in cluster.all() {
             wait_for_hosts(
