@@ -50,7 +50,7 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
     peer.mark(PeerStatus::Up, &"synced");
     let now = clock::now_ns();
     let rules = cluster.rules();
-    let mut count = 0;
+    let (mut count, mut skipped, mut first_error) = (0, 0, None);
     for raw in instances {
         let registered = from_raw(raw, &rules).and_then(|reg| {
             cluster
@@ -60,8 +60,15 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
         });
         match registered {
             Ok(_) => count += 1,
-            Err(e) => tracing::warn!(error = %e, "start-up sync: skipped an instance"),
+            Err(e) => {
+                skipped += 1;
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = first_error {
+        // One line for them all: a peer's answer can hold a million.
+        tracing::warn!(peer = %peer.addr, skipped, first = %e, "start-up sync: skipped instances that fail the checks");
     }
     tracing::info!(peer = %peer.addr, instances = count, "start-up sync done");
     cluster.end_protection();
