@@ -47,7 +47,7 @@ fn wanted(cluster: &Cluster) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
         for inst in snap.instances() {
             for a in inst.addrs.iter().take(MAX_NODE_ADDRS) {
                 if let Some(hostport) = a.strip_prefix("http://") {
-                    add(&inst.zone, hostport.to_owned());
+                    add(inst.zone(), hostport.to_owned());
                 }
             }
         }

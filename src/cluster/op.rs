@@ -31,7 +31,7 @@ impl Op {
         let mut h = DefaultHasher::new();
         match self {
             Op::Register(i) | Op::Renew(i) | Op::Cancel { inst: i, .. } => {
-                (&i.env, &i.appid, &i.hostname).hash(&mut h)
+                (&i.env(), &i.appid(), &i.hostname).hash(&mut h)
             }
         }
         (h.finish() % lanes.max(1) as u64) as usize

@@ -170,7 +170,7 @@ fn verdict(op: &Op, code: i64, data: Option<&[u8]>, peer: &Peer, cluster: &Clust
                 // Only the instance that was renewed may come back, never another one.
                 Some(Ok(reg))
                     if (&*reg.env, &*reg.appid, &*reg.hostname)
-                        == (&*sent.env, &*sent.appid, &*sent.hostname) =>
+                        == (sent.env(), sent.appid(), &*sent.hostname) =>
                 {
                     tracing::debug!(peer = %peer.addr, appid = %reg.appid, hostname = %reg.hostname, "adopting the peer's newer instance");
                     let _ = cluster.registry.register(&reg, rules.now_ns);

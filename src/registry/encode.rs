@@ -39,10 +39,10 @@ pub fn write_metadata(out: &mut Vec<u8>, metadata: Option<&Metadata>) {
 /// Appends one instance object, reading its renew time now.
 pub fn write_instance(out: &mut Vec<u8>, i: &Instance) {
     out.push(b'{');
-    field_str(out, "region", &i.region);
-    field_str(out, "zone", &i.zone);
-    field_str(out, "env", &i.env);
-    field_str(out, "appid", &i.appid);
+    field_str(out, "region", i.region());
+    field_str(out, "zone", i.zone());
+    field_str(out, "env", i.env());
+    field_str(out, "appid", i.appid());
     field_str(out, "hostname", &i.hostname);
     out.extend_from_slice(b"\"addrs\":[");
     for (n, a) in i.addrs.iter().enumerate() {

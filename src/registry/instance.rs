@@ -3,6 +3,7 @@
 //! time in the atomic, so the hottest write never rebuilds anything.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 /// Instance status: takes traffic.
 pub const STATUS_UP: u32 = 1;
@@ -68,13 +69,40 @@ pub fn merge_metadata(old: &Metadata, changes: &Metadata) -> Metadata {
     out
 }
 
-/// A registered instance, field for field the original's JSON object.
-#[derive(Debug)]
-pub struct Instance {
+/// Where an instance is registered. The instances of one app in one zone share one (a million
+/// instances would otherwise hold a million copies of a few short strings).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Place {
     pub region: Box<str>,
     pub zone: Box<str>,
     pub env: Box<str>,
     pub appid: Box<str>,
+}
+
+impl Place {
+    /// The place `reg` names: `near`'s when it is the same, else a new one.
+    pub fn of(reg: &Registration, near: Option<&Arc<Place>>) -> Arc<Place> {
+        match near {
+            Some(p)
+                if (&*p.region, &*p.zone, &*p.env, &*p.appid)
+                    == (&reg.region, &reg.zone, &reg.env, &reg.appid) =>
+            {
+                p.clone()
+            }
+            _ => Arc::new(Place {
+                region: reg.region.as_str().into(),
+                zone: reg.zone.as_str().into(),
+                env: reg.env.as_str().into(),
+                appid: reg.appid.as_str().into(),
+            }),
+        }
+    }
+}
+
+/// A registered instance, field for field the original's JSON object.
+#[derive(Debug)]
+pub struct Instance {
+    pub place: Arc<Place>,
     pub hostname: Box<str>,
     pub addrs: Box<[Box<str>]>,
     pub version: Box<str>,
@@ -115,11 +143,18 @@ impl Instance {
     /// instance's, which a re-register keeps unless the registration brings its own; a new one
     /// is up from the write's version (`dirty_ts`), or from `now` for a client's.
     pub fn new(reg: &Registration, now: i64, previous_up_ts: Option<i64>) -> Instance {
+        Instance::new_at(Place::of(reg, None), reg, now, previous_up_ts)
+    }
+
+    /// [`Instance::new`] at `place`, which must be the one `reg` names ([`Place::of`]).
+    pub fn new_at(
+        place: Arc<Place>,
+        reg: &Registration,
+        now: i64,
+        previous_up_ts: Option<i64>,
+    ) -> Instance {
         Instance {
-            region: reg.region.as_str().into(),
-            zone: reg.zone.as_str().into(),
-            env: reg.env.as_str().into(),
-            appid: reg.appid.as_str().into(),
+            place,
             hostname: reg.hostname.as_str().into(),
             addrs: reg.addrs.iter().map(|a| a.as_str().into()).collect(),
             version: reg.version.as_str().into(),
@@ -159,10 +194,7 @@ impl Instance {
         };
         let status = status.unwrap_or(self.status);
         Instance {
-            region: self.region.clone(),
-            zone: self.zone.clone(),
-            env: self.env.clone(),
-            appid: self.appid.clone(),
+            place: self.place.clone(),
             hostname: self.hostname.clone(),
             addrs: self.addrs.clone(),
             version: self.version.clone(),
@@ -174,6 +206,22 @@ impl Instance {
             latest_ts: set_ts,
             renew_ts: AtomicI64::new(self.renew_ts()),
         }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.place.region
+    }
+
+    pub fn zone(&self) -> &str {
+        &self.place.zone
+    }
+
+    pub fn env(&self) -> &str {
+        &self.place.env
+    }
+
+    pub fn appid(&self) -> &str {
+        &self.place.appid
     }
 
     /// The last renew (or register) time.

@@ -26,7 +26,7 @@ use dashmap::DashMap;
 
 use crate::error::{Error, Kind, Result};
 use crate::park::{Hub, WakeKey};
-use instance::{Instance, Metadata, MetadataLimit, Registration};
+use instance::{Instance, Metadata, MetadataLimit, Place, Registration};
 use self_preservation::SelfPreservation;
 use snapshot::{bump, Snapshot};
 
@@ -110,9 +110,9 @@ impl<'a> InstanceKey<'a> {
     /// The key of a stored instance.
     pub fn of(inst: &'a Instance) -> InstanceKey<'a> {
         InstanceKey {
-            env: &inst.env,
-            appid: &inst.appid,
-            zone: &inst.zone,
+            env: inst.env(),
+            appid: inst.appid(),
+            zone: inst.zone(),
             hostname: &inst.hostname,
         }
     }
@@ -389,7 +389,9 @@ impl Registry {
                 }
             }
             added = old.is_none();
-            let mut inst = Instance::new(reg, now, old.map(|o| o.up_ts));
+            let near = old.or_else(|| cur.any_in(&reg.zone)).map(|i| &i.place);
+            let place = Place::of(reg, near);
+            let mut inst = Instance::new_at(place, reg, now, old.map(|o| o.up_ts));
             match reg.dirty_ts {
                 None => inst.dirty_ts = self.stamp(inst.dirty_ts),
                 Some(version) => self.saw(version),
@@ -532,7 +534,7 @@ impl Registry {
         let mut all: BTreeMap<Box<str>, Vec<Arc<Instance>>> = BTreeMap::new();
         for snap in self.snapshots() {
             for inst in snap.instances() {
-                all.entry(inst.appid.clone())
+                all.entry(inst.appid().into())
                     .or_default()
                     .push(inst.clone());
             }
@@ -551,6 +553,7 @@ impl Registry {
         let restored = self.write(env, appid, true, |cur| {
             let mut zones = cur.zones.clone();
             let mut restored = 0;
+            let mut near: Option<Arc<Place>> = None;
             for reg in regs
                 .iter()
                 .filter(|r| (r.env.as_str(), r.appid.as_str()) == (env, appid))
@@ -559,7 +562,12 @@ impl Registry {
                 if old.is_some_and(|o| reg.dirty_ts.is_some_and(|d| d <= o.dirty_ts)) {
                     continue;
                 }
-                let inst = Instance::new(reg, now, None);
+                let place = Place::of(
+                    reg,
+                    near.as_ref().or(cur.any_in(&reg.zone).map(|i| &i.place)),
+                );
+                near = Some(place.clone());
+                let inst = Instance::new_at(place, reg, now, None);
                 self.saw(inst.dirty_ts);
                 snapshot::upsert(&mut zones, Arc::new(inst));
                 restored += 1;
@@ -623,7 +631,7 @@ impl Registry {
             let gone: Vec<Arc<Instance>> = victims
                 .iter()
                 .filter(|v| {
-                    cur.find(&v.zone, &v.hostname)
+                    cur.find(v.zone(), &v.hostname)
                         .is_some_and(|stored| Arc::ptr_eq(stored, v) && still_silent(stored))
                 })
                 .map(|v| Arc::clone(v))
@@ -675,7 +683,7 @@ impl Registry {
         let mut by_app: HashMap<(&str, &str), Vec<&Arc<Instance>>> = HashMap::new();
         for inst in &expired[..count] {
             by_app
-                .entry((&inst.env, &inst.appid))
+                .entry((inst.env(), inst.appid()))
                 .or_default()
                 .push(inst);
         }
@@ -688,7 +696,7 @@ impl Registry {
             let removed = self.evict_from(env, appid, &victims, &still_silent, now);
             for inst in removed {
                 evicted += 1;
-                tracing::info!(appid = %inst.appid, env = %inst.env, zone = %inst.zone, hostname = %inst.hostname, "evicted");
+                tracing::info!(appid = %inst.appid(), env = %inst.env(), zone = %inst.zone(), hostname = %inst.hostname, "evicted");
             }
         }
         EvictionReport {
@@ -769,6 +777,31 @@ mod tests {
         .unwrap();
         let t3 = r.snapshot("dev", "a").unwrap().latest_ts;
         assert!(t1 == 100 && t2 == 101 && t3 == 102, "{t1} {t2} {t3}");
+    }
+
+    #[test]
+    fn the_instances_of_an_app_in_a_zone_share_their_place() {
+        let r = registry();
+        let h1 = r.register(&reg("a", "z1", "h1"), 100).unwrap();
+        let h2 = r.register(&reg("a", "z1", "h2"), 100).unwrap();
+        let h3 = r.register(&reg("a", "z2", "h3"), 100).unwrap();
+        let mut elsewhere = reg("a", "z1", "h4");
+        elsewhere.region = "bj".into();
+        let h4 = r.register(&elsewhere, 100).unwrap();
+        assert!(Arc::ptr_eq(&h1.place, &h2.place));
+        assert!(!Arc::ptr_eq(&h1.place, &h3.place));
+        assert_eq!((h4.region(), h4.zone(), h4.appid()), ("bj", "z1", "a"));
+        let again = r.register(&reg("a", "z1", "h2"), 200).unwrap();
+        assert!(Arc::ptr_eq(&again.place, &h1.place));
+        let restored = registry();
+        let regs = [reg("a", "z1", "h1"), reg("a", "z1", "h2")];
+        assert_eq!(restored.restore_app(&regs, 100, 100), 2);
+        let snap = restored.snapshot("dev", "a").unwrap();
+        let (x, y) = (
+            snap.find("z1", "h1").unwrap(),
+            snap.find("z1", "h2").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&x.place, &y.place));
     }
 
     #[test]

@@ -51,6 +51,15 @@ impl Snapshot {
         }
     }
 
+    /// An instance of `zone`, if the app has one there.
+    pub fn any_in(&self, zone: &str) -> Option<&Arc<Instance>> {
+        let zi = self
+            .zones
+            .binary_search_by(|z| z.name.as_ref().cmp(zone))
+            .ok()?;
+        self.zones[zi].instances.first()
+    }
+
     /// Number of instances over all zones.
     pub fn len(&self) -> usize {
         self.zones.iter().map(|z| z.instances.len()).sum()
@@ -140,7 +149,7 @@ impl Snapshot {
 
 /// Inserts `inst` into `zones`, replacing the instance of the same zone and hostname.
 pub fn upsert(zones: &mut Vec<Zone>, inst: Arc<Instance>) {
-    match zones.binary_search_by(|z| z.name.as_ref().cmp(&inst.zone)) {
+    match zones.binary_search_by(|z| z.name.as_ref().cmp(inst.zone())) {
         Ok(zi) => {
             let list = &mut zones[zi].instances;
             match list.binary_search_by(|i| i.hostname.cmp(&inst.hostname)) {
@@ -151,7 +160,7 @@ pub fn upsert(zones: &mut Vec<Zone>, inst: Arc<Instance>) {
         Err(zi) => zones.insert(
             zi,
             Zone {
-                name: inst.zone.clone(),
+                name: inst.zone().into(),
                 instances: vec![inst],
             },
         ),

@@ -37,7 +37,7 @@ impl<'a> Cancel<'a> {
 
 /// The form that forwards the cancel of `inst` (at `latest_ts`) to a peer.
 pub(crate) fn form(inst: &Instance, latest_ts: i64, hop: Hop) -> String {
-    let mut f = peer_form(hop, &inst.region, &inst.zone, &inst.env, &inst.appid);
+    let mut f = peer_form(hop, inst.region(), inst.zone(), inst.env(), inst.appid());
     f.append_pair("hostname", &inst.hostname);
     f.append_pair("latest_timestamp", &int(latest_ts));
     f.finish()

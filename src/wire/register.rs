@@ -107,7 +107,7 @@ fn forwarded_len(reg: &Registration, now: i64, max_body: usize) -> usize {
 /// The form that forwards `inst` to a peer.
 pub fn form(inst: &Instance, hop: Hop) -> String {
     let i = inst;
-    let mut f = peer_form(hop, &i.region, &i.zone, &i.env, &i.appid);
+    let mut f = peer_form(hop, i.region(), i.zone(), i.env(), i.appid());
     f.append_pair("hostname", &i.hostname);
     // Repeated keys: a Go peer stores a comma-joined list as one address.
     for a in i.addrs.iter() {

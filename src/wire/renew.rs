@@ -36,7 +36,7 @@ impl<'a> Renew<'a> {
 
 /// The form that forwards a renew of `inst` to a peer.
 pub(crate) fn form(inst: &Instance, hop: Hop) -> String {
-    let mut f = peer_form(hop, &inst.region, &inst.zone, &inst.env, &inst.appid);
+    let mut f = peer_form(hop, inst.region(), inst.zone(), inst.env(), inst.appid());
     f.append_pair("hostname", &inst.hostname);
     f.append_pair("dirty_timestamp", &int(inst.dirty_ts));
     f.finish()

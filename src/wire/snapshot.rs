@@ -40,9 +40,9 @@ pub fn write(apps: &[std::sync::Arc<Snapshot>], out: &mut impl Write) -> io::Res
         };
         line.clear();
         line.extend_from_slice(b"{\"env\":");
-        write_str(&mut line, &any.env);
+        write_str(&mut line, any.env());
         line.extend_from_slice(b",\"appid\":");
-        write_str(&mut line, &any.appid);
+        write_str(&mut line, any.appid());
         line.extend_from_slice(b",\"latest_timestamp\":");
         write_int(&mut line, snap.latest_ts);
         line.extend_from_slice(b",\"instances\":");

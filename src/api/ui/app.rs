@@ -42,7 +42,7 @@ pub(crate) fn handle<'a>(api: &Api, q: AppQuery<'_>) -> Result<Answer<'a>> {
         .int("now", clock::now_ns());
     array(o.field("instances"), snap.instances(), |out, inst| {
         let mut i = Obj::new(out);
-        i.str("zone", &inst.zone)
+        i.str("zone", inst.zone())
             .str("hostname", &inst.hostname)
             .str("version", &inst.version)
             .int("status", inst.status)
