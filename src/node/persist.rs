@@ -78,6 +78,8 @@ pub(super) fn load(path: &Path, registry: &Registry, evict_after_ns: i64, limits
         expired += before - app.instances.len();
         restored += registry.restore_app(&app.instances, app.latest_ts, now);
     }
+    // Once for the whole file: a count walks every instance.
+    registry.recount();
     tracing::info!(
         path = %path.display(),
         restored,

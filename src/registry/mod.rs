@@ -544,7 +544,8 @@ impl Registry {
 
     /// Restores one app as it was saved (see `node::persist`): its instances with every
     /// timestamp they had, and its `latest_timestamp`, in one write. An instance already here
-    /// in a newer version is kept.
+    /// in a newer version is kept. The caller calls [`Registry::recount`] once it has restored
+    /// every app (a count walks every instance; once per app made a load quadratic).
     pub fn restore_app(&self, regs: &[Registration], latest_ts: i64, now: i64) -> usize {
         let Some(first) = regs.first() else {
             return 0;
@@ -579,9 +580,7 @@ impl Registry {
             let sched = self.scheduler_of(env, appid);
             Ok((Some(Snapshot::new(zones, latest, sched)), restored))
         });
-        let restored = restored.unwrap_or(0);
-        self.recount();
-        restored
+        restored.unwrap_or(0)
     }
 
     /// The current snapshot of every app.
