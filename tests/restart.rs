@@ -53,6 +53,9 @@ fn a_gracefully_restarted_node_answers_with_every_instance_at_once() {
         "{}",
         again.log_text()
     );
+    // Self-preservation expects two renews a window from each instance brought back (the
+    // node's own registration included), counted once the whole file is restored.
+    assert_eq!(again.metric("discovery_renews_expected"), 2 * 51);
 }
 
 #[test]
