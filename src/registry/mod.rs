@@ -947,12 +947,21 @@ mod tests {
         let report = r.evict(rules, 100 * SEC);
         assert!(report.protected);
         assert_eq!((report.expired, report.evicted), (0, 0));
-        // Renews arrive as expected, but only for h0..h9: the rest expire, 3 per round.
-        for _ in 0..4 {
-            for n in 0..10 {
-                r.renew(&key("z1", &format!("h{n}")), 100 * SEC);
+        // Renews arrive as expected, but only for h0..h9: protection holds for the round after
+        // the first window of renews back (nothing silent for an hour yet), then the rest
+        // expire, 3 per round.
+        let renew_window = || {
+            for _ in 0..4 {
+                for n in 0..10 {
+                    r.renew(&key("z1", &format!("h{n}")), 100 * SEC);
+                }
             }
-        }
+        };
+        renew_window();
+        let report = r.evict(rules, 100 * SEC);
+        assert!(report.protected);
+        assert_eq!(report.evicted, 0);
+        renew_window();
         let report = r.evict(rules, 100 * SEC);
         assert!(!report.protected);
         assert_eq!(

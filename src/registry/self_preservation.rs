@@ -2,7 +2,7 @@
 //! the fault is more likely the network than the instances, so eviction holds back. Renews are
 //! counted per core (every renew bumps one), and summed when a window closes.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::metrics::PerCore;
 
@@ -18,6 +18,10 @@ pub struct SelfPreservation {
     /// The sum of `renews` at the last roll.
     renews_at_roll: AtomicI64,
     renews_last_window: AtomicI64,
+    /// Whether the window before the last one had too few renews.
+    below_before: AtomicBool,
+    /// Whether a window has closed yet (before the first, there is none to judge).
+    rolled: AtomicBool,
 }
 
 impl SelfPreservation {
@@ -28,6 +32,8 @@ impl SelfPreservation {
             renews: PerCore::new(cores),
             renews_at_roll: AtomicI64::new(0),
             renews_last_window: AtomicI64::new(0),
+            below_before: AtomicBool::new(false),
+            rolled: AtomicBool::new(false),
         }
     }
 
@@ -58,6 +64,9 @@ impl SelfPreservation {
 
     /// Closes the current window; its count becomes the one `protected` judges by.
     pub(crate) fn roll_window(&self) {
+        let had_window = self.rolled.swap(true, Ordering::Relaxed);
+        self.below_before
+            .store(had_window && self.below(), Ordering::Relaxed);
         let total = self.renews_total();
         let before = self.renews_at_roll.swap(total, Ordering::Relaxed);
         self.renews_last_window
@@ -80,8 +89,15 @@ impl SelfPreservation {
         self.renews_last_window.load(Ordering::Relaxed)
     }
 
-    /// True while the last window saw fewer renews than the threshold.
+    /// True while the last window, or the one before it, saw fewer renews than the threshold.
+    /// Protection ends only after a whole window of renews: the window in which a partition
+    /// heals also counts the backlog of renews the peers replay at once, while the instances
+    /// whose renews are still on their way would look silent to the eviction that follows.
     pub fn protected(&self) -> bool {
+        self.below() || self.below_before.load(Ordering::Relaxed)
+    }
+
+    fn below(&self) -> bool {
         self.renews_last_window() < self.expected().1
     }
 }
@@ -102,6 +118,11 @@ mod tests {
         }
         g.roll_window();
         assert!(g.protected());
+        for _ in 0..17 {
+            g.count_renew();
+        }
+        g.roll_window();
+        assert!(g.protected(), "one window of renews back is not enough");
         for _ in 0..17 {
             g.count_renew();
         }
