@@ -32,7 +32,7 @@ fn check(r: &discovery::registry::instance::Registration) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(regs) = decode_fetch_all(data, &RULES) {
-        regs.iter().for_each(check);
+        regs.flatten().for_each(|r| check(&r));
     }
     if let Ok(r) = from_json(data, &RULES) {
         check(&r);

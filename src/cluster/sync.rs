@@ -8,7 +8,7 @@ use super::handle::Cluster;
 use super::peer::{Peer, PeerStatus};
 use crate::clock;
 use crate::http::client::Client;
-use crate::wire::instance::{fetch_all_instances, from_raw};
+use crate::wire::instance::decode_fetch_all;
 
 /// A `fetch/all` can be large; give it longer than a single write.
 const SYNC_TIMEOUT_MIN: Duration = Duration::from_secs(30);
@@ -43,16 +43,16 @@ pub(super) async fn sync_from(peer: Arc<Peer>, cluster: Arc<Cluster>) -> bool {
     };
     // The answer is checked whole before anything in it is registered; then each instance is
     // read and registered in turn, so the answer's bytes are the only copy of it held.
-    let instances = match fetch_all_instances(&answer) {
+    let rules = cluster.rules();
+    let instances = match decode_fetch_all(&answer, &rules) {
         Ok(list) => list,
         Err(e) => return sync_failed(&peer, &e),
     };
     peer.mark(PeerStatus::Up, &"synced");
     let now = clock::now_ns();
-    let rules = cluster.rules();
     let (mut count, mut skipped, mut first_error) = (0, 0, None);
-    for raw in instances {
-        let registered = from_raw(raw, &rules).and_then(|reg| {
+    for reg in instances {
+        let registered = reg.and_then(|reg| {
             cluster
                 .registry
                 .register_synced(&reg, now)

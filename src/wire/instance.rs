@@ -132,36 +132,26 @@ struct FetchAll<'a> {
     data: Option<BTreeMap<String, Option<Vec<&'a RawValue>>>>,
 }
 
-/// Checks a `fetch/all` answer whole (valid JSON, code 0, a list of objects per app) and
-/// returns its instance objects, unread; [`from_raw`] reads each.
-pub fn fetch_all_instances(body: &[u8]) -> Result<Vec<&RawValue>, String> {
+/// Checks a `fetch/all` answer whole (valid JSON, code 0, a list per app), then reads its
+/// instances one at a time as the iterator is driven: each is a registration, or why it fails
+/// its checks. Only one reference (16 bytes) per instance is held beside the answer's bytes.
+pub fn decode_fetch_all<'a>(
+    body: &'a [u8],
+    rules: &'a Rules,
+) -> Result<impl Iterator<Item = Result<Registration, String>> + 'a, String> {
     let all: FetchAll = serde_json::from_slice(body).map_err(|e| format!("invalid answer: {e}"))?;
     let code = all.code.unwrap_or(-500);
     if code != 0 {
         return Err(format!("code {code}"));
     }
-    Ok(all
+    let instances: Vec<&RawValue> = all
         .data
         .unwrap_or_default()
         .into_values()
         .flatten()
         .flatten()
-        .collect())
-}
-
-/// Reads a `fetch/all` answer into registrations; instances that fail their checks are logged
-/// and skipped.
-pub fn decode_fetch_all(body: &[u8], rules: &Rules) -> Result<Vec<Registration>, String> {
-    Ok(fetch_all_instances(body)?
-        .into_iter()
-        .filter_map(|raw| {
-            from_raw(raw, rules)
-                .inspect_err(
-                    |e| tracing::warn!(error = %e, "skipped an instance from a peer's fetch/all"),
-                )
-                .ok()
-        })
-        .collect())
+        .collect();
+    Ok(instances.into_iter().map(move |raw| from_raw(raw, rules)))
 }
 
 #[cfg(test)]
@@ -190,7 +180,7 @@ mod tests {
     #[test]
     fn decodes_fetch_all_and_repairs_joined_addrs() {
         let body = br#"{"code":0,"message":"0","ttl":1,"data":{"demo":[{"region":"sh","zone":"z1","env":"dev","appid":"demo","hostname":"h1","addrs":["http://a:1,grpc://a:2"],"version":"v","metadata":{"k":"v"},"status":1,"reg_timestamp":1,"up_timestamp":2,"renew_timestamp":3,"dirty_timestamp":4,"latest_timestamp":5}]}}"#;
-        let regs = decode_fetch_all(body, &RULES).unwrap();
+        let regs: Vec<_> = decode_fetch_all(body, &RULES).unwrap().flatten().collect();
         assert_eq!(regs.len(), 1);
         let r = &regs[0];
         assert_eq!(r.addrs, ["http://a:1", "grpc://a:2"]);
@@ -206,7 +196,10 @@ mod tests {
         let good = r#"{"zone":"z","env":"e","appid":"a","hostname":"h\u0031","status":1,"addrs":null,"metadata":{"n":2}}"#;
         let bad = r#"{"zone":"z","env":"e","appid":"a","hostname":"h2","status":"up"}"#;
         let body = format!(r#"{{"code":0,"data":{{"a":[{good},{bad},7],"b":null}}}}"#);
-        let regs = decode_fetch_all(body.as_bytes(), &RULES).unwrap();
+        let regs: Vec<_> = decode_fetch_all(body.as_bytes(), &RULES)
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(regs.len(), 1);
         assert_eq!(regs[0].hostname, "h1");
         assert!(regs[0].addrs.is_empty());
@@ -223,9 +216,12 @@ mod tests {
                 "{answer}"
             );
         }
-        assert!(decode_fetch_all(br#"{"code":0,"data":null}"#, &RULES)
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            decode_fetch_all(br#"{"code":0,"data":null}"#, &RULES)
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]
