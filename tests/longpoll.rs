@@ -289,3 +289,64 @@ fn a_client_leaving_while_parked_is_forgotten() {
     assert_eq!(hosts(&answer(&mut staying), "sh001"), ["h1", "h2"]);
     s.wait_parked(0);
 }
+
+#[test]
+fn a_woken_poll_leaves_its_connection_ready_for_the_next_request() {
+    let s = Server::start();
+    s.register(&reg("a", "h1"));
+    let query = |latest: i64| format!("appid=a&env=dev&hostname=c1&latest_timestamp={latest}");
+    let mut c = send_poll(&s, "poll", &query(s.latest("a")));
+    s.wait_parked(1);
+    s.register(&reg("a", "h2"));
+    assert_eq!(hosts(&answer(&mut c), "sh001"), ["h1", "h2"]);
+    // Answered, the poll no longer counts as parked although its connection is still open
+    // and waiting for the client.
+    s.wait_parked(0);
+    // The same connection parks again and is woken again.
+    c.send_request(
+        "GET",
+        &format!("/discovery/poll?{}", query(s.latest("a"))),
+        "",
+    );
+    s.wait_parked(1);
+    s.register(&reg("a", "h3"));
+    assert_eq!(hosts(&answer(&mut c), "sh001"), ["h1", "h2", "h3"]);
+    // And serves an ordinary request after that.
+    let r = c.get("/discovery/fetch?appid=a&env=dev&status=1");
+    assert_eq!(hosts(&r.data(), "sh001"), ["h1", "h2", "h3"]);
+}
+
+#[test]
+fn a_woken_poll_whose_client_reads_slowly_gets_its_whole_answer() {
+    // About 4.8 MB of answer to a client whose receive buffer is a few KB: the answer cannot
+    // go out at once, and the rest must follow as the client reads.
+    let s = Server::start();
+    let blob = "x".repeat(60_000);
+    let metadata = format!("{{\"blob\":\"{blob}\"}}");
+    for n in 0..80 {
+        s.register(&reg("big", &format!("h{n:02}")).set("metadata", &metadata));
+    }
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&s.addr.into()).expect("connect");
+    let mut c = Conn::from_stream(socket.into());
+    let latest = s.latest("big");
+    c.send_request(
+        "GET",
+        &format!("/discovery/poll?appid=big&env=dev&hostname=c1&latest_timestamp={latest}"),
+        "",
+    );
+    s.wait_parked(1);
+    s.register(&reg("big", "h80").set("metadata", &metadata));
+    let info = answer(&mut c);
+    let hosts = hosts(&info, "sh001");
+    assert_eq!(hosts.len(), 81);
+    for host in ["h00", "h40", "h80"] {
+        let md = &common::instance(&info, "sh001", host)["metadata"];
+        assert_eq!(md["blob"].as_str().map(str::len), Some(60_000), "{host}");
+    }
+    // The connection goes on.
+    let r = c.get("/discovery/fetch?appid=big&env=dev&status=1");
+    assert_eq!(r.code(), 0);
+}
