@@ -6,10 +6,14 @@
 #
 #   loadtest/run.sh <fetch|renew|fleet|park|capacity>
 #                   [--target ours|go|ceiling|nginx|all|a,b] [--pin [SERVER_CPUS]]
+#                   [--ours-driver auto|io_uring|epoll] [--ours-bin PATH]
 #                   [scenario flags...]
 #
 # --pin runs the server on SERVER_CPUS (default: the first CPU, e.g. 0; a list
 # like 0-1 or 0,2) with as many threads, and the load generator on the others.
+# --ours-driver sets our server's [httpServer] driver (auto, io_uring, epoll); the
+# load generator's own is its --driver flag. --ours-bin measures that build of
+# our server instead of building this checkout's (to compare two versions).
 # Scenario flags are passed to `loadgen <scenario>` unchanged (see README.md).
 # `loadtest/run.sh soak [--duration 30m]` runs soak.sh (a long fleet, sampled for drift).
 set -uo pipefail
@@ -20,7 +24,7 @@ GO_MODULE="github.com/bilibili/discovery"
 GO_VERSION="v1.2.0"
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -36,6 +40,8 @@ case "$SCENARIO" in
 esac
 
 TARGET="all"
+OURS_DRIVER=""
+OURS_BIN_GIVEN=""
 PIN=""         # empty: not pinned; "first": the first CPU; else a CPU list
 LOAD_THREADS="" # --threads as given for the load generator, if it was
 LOAD_THREAD_ARGS=()
@@ -52,11 +58,20 @@ while [ $# -gt 0 ]; do
                 PIN="first"; shift
             fi
             ;;
+        --ours-bin) OURS_BIN_GIVEN="${2:-}"; shift 2 || usage ;;
+        --ours-bin=*) OURS_BIN_GIVEN="${1#*=}"; shift ;;
+        --ours-driver) OURS_DRIVER="${2:-}"; shift 2 || usage ;;
+        --ours-driver=*) OURS_DRIVER="${1#*=}"; shift ;;
         --threads) LOAD_THREADS="${2:-}"; ARGS+=("$1" "${2:-}"); shift 2 || usage ;;
         --threads=*) LOAD_THREADS="${1#*=}"; ARGS+=("$1"); shift ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done
+
+case "$OURS_DRIVER" in
+    "" | auto | io_uring | epoll) ;;
+    *) log "--ours-driver: expected auto, io_uring or epoll, got '$OURS_DRIVER'"; exit 2 ;;
+esac
 
 TARGETS=()
 IFS=',' read -r -a REQUESTED <<<"$TARGET"
@@ -190,6 +205,13 @@ esac
 
 # --- target binaries -----------------------------------------------------------
 build_ours() {
+    if [ -n "$OURS_BIN_GIVEN" ]; then
+        OURS_BIN="$OURS_BIN_GIVEN"
+        note ours "binary given with --ours-bin: $OURS_BIN"
+        [ -x "$OURS_BIN" ] && return 0
+        echo "--ours-bin $OURS_BIN is not an executable" >"$RES/build-ours.log"
+        return 1
+    fi
     log "building our server (cargo build --release in the repository root)"
     if (cd "$ROOT" && nice cargo build --release --bin discovery) >"$RES/build-ours.log" 2>&1; then
         OURS_BIN="$ROOT/target/release/discovery"
@@ -321,7 +343,8 @@ $temp    types { }
 EOF
 }
 
-write_conf() { # dir port
+write_conf() { # dir port [driver, ours only]
+    local driver="${3:-}"
     mkdir -p "$1"
     cat >"$1/discovery.toml" <<EOF
 nodes = ["127.0.0.1:$2"]
@@ -336,6 +359,7 @@ DeployEnv = "dev"
 [httpServer]
 addr = "127.0.0.1:$2"
 timeout = "40s"
+${driver:+driver = \"$driver\"}
 
 [httpClient]
 dial = "1s"
@@ -420,7 +444,12 @@ for t in "${TARGETS[@]}"; do
 
     PORT="$("$LOADGEN" free-port)"
     CONF="$RES/conf-$t"
-    write_conf "$CONF" "$PORT"
+    if [ "$t" = ours ]; then
+        write_conf "$CONF" "$PORT" "$OURS_DRIVER"
+        [ -n "$OURS_DRIVER" ] && note ours "[httpServer] driver = \"$OURS_DRIVER\" (--ours-driver)"
+    else
+        write_conf "$CONF" "$PORT"
+    fi
     # Pinned, each server gets as many threads (nginx: worker processes) as CPUs.
     THREAD_ARGS=()
     GOMAX=()

@@ -103,6 +103,11 @@ const PARK: &[Figure] = &[
     fig("wake p99 (ms)", "/figures/wake_latency/p99_ms", false),
     fig("wake max (ms)", "/figures/wake_latency/max_ms", false),
     fig(
+        "server-side wake p99, bound of its histogram (ms)",
+        "/figures/server_wake/p99_at_most_ms",
+        false,
+    ),
+    fig(
         "server CPU during wake (%)",
         "/figures/server_cpu_during_wake_pct",
         false,

@@ -101,6 +101,7 @@ pub(super) fn build(c: &Common, cfg: &ParkCfg, board: &Board, m: &Measured) -> (
         "unanswered": unanswered,
         "wake_latency": a.lat.json(),
         "server_cpu_during_wake_pct": m.wake_cpu.map(sys::round1),
+        "server_wake": m.server_wake,
         "errors": errors,
     });
     let ramp: Vec<Value> = m

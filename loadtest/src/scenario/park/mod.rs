@@ -82,6 +82,8 @@ struct Measured {
     rss_after: u64,
     change: Change,
     wake_cpu: Option<f64>,
+    /// The server's own histogram of the wake, where it has one.
+    server_wake: Option<serde_json::Value>,
 }
 
 /// `loadgen park`: one park run, reported.
@@ -137,9 +139,14 @@ fn measure_park(
     if parked_s > 25.0 {
         c.log("park: parking took over 25 s; the first polls may have expired (-304) already");
     }
+    let wake_before = measure::server_wake_histogram(c);
     let cpu = CpuWindow::start(c.server_pid);
     let change = apps::change_all(c, cfg, board);
     measure::wait_answered(board, sent, cfg.wake_timeout);
+    let wake_cpu = cpu.end().0;
+    let server_wake = wake_before
+        .zip(measure::server_wake_histogram(c))
+        .map(|(before, after)| measure::server_wake_figures(&before, &after));
     Measured {
         polls,
         sent,
@@ -150,14 +157,15 @@ fn measure_park(
         rss_before,
         rss_after,
         change,
-        wake_cpu: cpu.end().0,
+        wake_cpu,
+        server_wake,
     }
 }
 
 /// One line of the main figures on stdout.
 pub fn print_park(label: &str, f: &Value) {
     println!(
-        "{label:<8} park    polls {} parked {}  rss {} -> {} MiB ({} B/poll)  answered {} (early {}, bad {}, missing {})  wake p50 {} ms p99 {} ms max {} ms  errors {}",
+        "{label:<8} park    polls {} parked {}  rss {} -> {} MiB ({} B/poll)  answered {} (early {}, bad {}, missing {})  wake p50 {} ms p99 {} ms max {} ms (server-side p99 <= {} ms)  errors {}",
         f["polls"],
         f["parked"],
         f["rss_before_mib"],
@@ -170,6 +178,7 @@ pub fn print_park(label: &str, f: &Value) {
         f["wake_latency"]["p50_ms"],
         f["wake_latency"]["p99_ms"],
         f["wake_latency"]["max_ms"],
+        f["server_wake"]["p99_at_most_ms"],
         f["errors"],
     );
 }
