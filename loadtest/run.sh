@@ -426,6 +426,10 @@ for t in "${TARGETS[@]}"; do
         ceiling | nginx)
             case "$SCENARIO" in
                 fetch | renew) ;;
+                park) if [ "$t" = nginx ]; then
+                    skip nginx "answers every request at once, so it cannot hold a long poll"
+                    continue
+                fi ;;
                 *)
                     skip "$t" "answers every request at once, so it has no meaning for $SCENARIO (long polls and registrations)"
                     continue
@@ -473,8 +477,10 @@ for t in "${TARGETS[@]}"; do
                 "${PIN_SERVER[@]}" "$RUN_BIN/go-server" -conf "$CONF" >"$RES/$t-server.log" 2>&1 &
             ;;
         ceiling)
+            PARK_ARGS=()
+            [ "$SCENARIO" = park ] && PARK_ARGS=(--park)
             "${PIN_SERVER[@]}" "$CEILING" --addr "127.0.0.1:$PORT" --body "$RES/body.json" \
-                --max-lifetime 3h "${THREAD_ARGS[@]}" >"$RES/$t-server.log" 2>&1 &
+                --max-lifetime 3h "${THREAD_ARGS[@]}" "${PARK_ARGS[@]}" >"$RES/$t-server.log" 2>&1 &
             ;;
         nginx)
             write_nginx_conf "$CONF" "$PORT" "$WORKERS"

@@ -63,18 +63,19 @@ fn main() {
     }
 }
 
-/// Writes the answer body a fetch (or renew) of the scenario's set-up gets.
+/// Writes the answer body a fetch, renew or woken poll of the scenario's set-up gets.
 fn body(argv: &[String]) -> Result<(), String> {
     let Some(kind) = argv.first() else {
-        return Err("body needs a scenario: fetch or renew".into());
+        return Err("body needs a scenario: fetch, renew or park".into());
     };
     let rest = &argv[1..];
-    let a = Args::parse(rest, &["multi", "quiet"])?;
+    let a = Args::parse(rest, &["multi", "quiet", "single"])?; // park's switches too
     let c = Common::parse(&a, 1)?;
     let text = match kind.as_str() {
         "fetch" => fetch::FetchCfg::parse(&a)?.sample_body(&c.ident),
         "renew" => renew::RenewCfg::parse(&a)?.sample_body(&c.ident),
-        other => return Err(format!("no sample body for `{other}` (fetch or renew)")),
+        "park" => park::sample_body(&a, &c.ident)?,
+        other => return Err(format!("no body for `{other}` (fetch, renew or park)")),
     };
     a.finish()?;
     match &c.out {

@@ -86,6 +86,18 @@ struct Measured {
     server_wake: Option<serde_json::Value>,
 }
 
+/// The answer a woken poll of this set-up gets, app 0 with its one instance, in the
+/// `/discovery/poll` form (the `polls` form only wraps it in the appid, a few bytes more), for
+/// the ceiling's park mode. It is also a fetch answer, which the set-up reads its timestamp
+/// from.
+pub fn sample_body(a: &Args, id: &crate::proto::Ident) -> Result<String, String> {
+    let cfg = ParkCfg::parse(a)?;
+    let app = super::common::app_name(&cfg.prefix, 0);
+    let hosts = [(super::common::host_name(&cfg.prefix, 0), 0)];
+    let info = id.instance_info_json(&app, &hosts, 1_700_000_000_000_000_000);
+    Ok(crate::proto::envelope_ok(&info))
+}
+
 /// `loadgen park`: one park run, reported.
 pub fn run(argv: &[String]) -> Result<Value, String> {
     let a = Args::parse(argv, SWITCHES)?;
